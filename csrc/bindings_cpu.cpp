@@ -1,0 +1,185 @@
+// fastiou._C: the CPU kernels for numpy arrays.
+//
+// The Python layer (fastiou/_dispatch.py) hands over validated, C-contiguous arrays and a
+// preallocated output; this layer checks again what a kernel would index out of bounds with,
+// so a bad call raises ValueError instead of reading past a buffer, then releases the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fastiou/ops.h"
+
+#ifndef FASTIOU_BUILD_FLAGS
+#define FASTIOU_BUILD_FLAGS "unknown"
+#endif
+#ifndef FASTIOU_CUDA_STATUS
+#define FASTIOU_CUDA_STATUS "unknown"
+#endif
+
+namespace py = pybind11;
+using fastiou::index_t;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// Checks dtype, C-contiguity, rank and the sizes given (-1: any) and returns the data pointer.
+template <typename T>
+T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::value_error(std::string(name) + ": expected dtype " +
+                          std::string(py::str(py::dtype::of<T>())) + ", got " +
+                          std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": not writable");
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
+  if (!ok) {
+    std::string want = "(";
+    for (size_t d = 0; d < shape.size(); ++d)
+      want += (d ? ", " : "") + (shape[d] < 0 ? std::string("*") : std::to_string(shape[d]));
+    throw py::value_error(std::string(name) + ": expected shape " + want + "), got " +
+                          shape_str(a));
+  }
+  return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+void check_codes(int mode, int fmt, int fmt2 = 0) {
+  if (mode < 0 || mode > 4) throw py::value_error("mode: expected 0..4");
+  if (fmt < 0 || fmt > 2 || fmt2 < 0 || fmt2 > 2) throw py::value_error("fmt: expected 0..2");
+}
+
+template <typename T>
+void box_pairwise_t(const py::array& b1, const py::array& b2, const py::array& out, int mode,
+                    int fmt, double eps) {
+  const T* p1 = checked<T>(b1, "boxes1", {-1, -1, 4}, false);
+  const index_t batch = b1.shape(0), n = b1.shape(1);
+  const T* p2 = checked<T>(b2, "boxes2", {batch, -1, 4}, false);
+  const index_t m = b2.shape(1);
+  T* po = checked<T>(out, "out", {batch, n, m}, true);
+  py::gil_scoped_release release;
+  fastiou::box_pairwise_cpu<T>(p1, p2, po, batch, n, m, mode, fmt, static_cast<T>(eps));
+}
+
+void box_pairwise(const py::array& b1, const py::array& b2, const py::array& out, int mode,
+                  int fmt, double eps) {
+  check_codes(mode, fmt);
+  if (b1.dtype().is(py::dtype::of<double>()))
+    box_pairwise_t<double>(b1, b2, out, mode, fmt, eps);
+  else
+    box_pairwise_t<float>(b1, b2, out, mode, fmt, eps);
+}
+
+template <typename T>
+void box_aligned_t(const py::array& b1, const py::array& b2, const py::array& out, int mode,
+                   int fmt, double eps) {
+  const T* p1 = checked<T>(b1, "boxes1", {-1, 4}, false);
+  const index_t n = b1.shape(0);
+  const T* p2 = checked<T>(b2, "boxes2", {n, 4}, false);
+  T* po = checked<T>(out, "out", {n}, true);
+  py::gil_scoped_release release;
+  fastiou::box_aligned_cpu<T>(p1, p2, po, n, mode, fmt, static_cast<T>(eps));
+}
+
+void box_aligned(const py::array& b1, const py::array& b2, const py::array& out, int mode,
+                 int fmt, double eps) {
+  check_codes(mode, fmt);
+  if (b1.dtype().is(py::dtype::of<double>()))
+    box_aligned_t<double>(b1, b2, out, mode, fmt, eps);
+  else
+    box_aligned_t<float>(b1, b2, out, mode, fmt, eps);
+}
+
+template <typename T>
+void box_area_t(const py::array& b, const py::array& out, int fmt) {
+  const T* p = checked<T>(b, "boxes", {-1, 4}, false);
+  const index_t n = b.shape(0);
+  T* po = checked<T>(out, "out", {n}, true);
+  py::gil_scoped_release release;
+  fastiou::box_area_cpu<T>(p, po, n, fmt);
+}
+
+void box_area(const py::array& b, const py::array& out, int fmt) {
+  check_codes(0, fmt);
+  if (b.dtype().is(py::dtype::of<double>()))
+    box_area_t<double>(b, out, fmt);
+  else
+    box_area_t<float>(b, out, fmt);
+}
+
+template <typename T>
+void box_convert_t(const py::array& b, const py::array& out, int in_fmt, int out_fmt) {
+  const T* p = checked<T>(b, "boxes", {-1, 4}, false);
+  const index_t n = b.shape(0);
+  T* po = checked<T>(out, "out", {n, 4}, true);
+  if (static_cast<const void*>(p) == static_cast<const void*>(po))
+    throw py::value_error("out: must not alias boxes");
+  py::gil_scoped_release release;
+  fastiou::box_convert_cpu<T>(p, po, n, in_fmt, out_fmt);
+}
+
+void box_convert(const py::array& b, const py::array& out, int in_fmt, int out_fmt) {
+  check_codes(0, in_fmt, out_fmt);
+  if (b.dtype().is(py::dtype::of<double>()))
+    box_convert_t<double>(b, out, in_fmt, out_fmt);
+  else
+    box_convert_t<float>(b, out, in_fmt, out_fmt);
+}
+
+void masks_to_boxes(const py::array& masks, const py::array& out) {
+  const uint8_t* pm = checked<uint8_t>(masks, "masks", {-1, -1, -1}, false);
+  const index_t n = masks.shape(0), h = masks.shape(1), w = masks.shape(2);
+  float* po = checked<float>(out, "out", {n, 4}, true);
+  py::gil_scoped_release release;
+  fastiou::masks_to_boxes_cpu(pm, po, n, h, w);
+}
+
+py::dict build_info() {
+  py::dict d;
+  d["compiler"] = py::str(
+#if defined(__clang__)
+      "clang " __clang_version__
+#elif defined(__GNUC__)
+      "gcc " __VERSION__
+#else
+      "unknown"
+#endif
+  );
+  d["flags"] = py::str(FASTIOU_BUILD_FLAGS);
+  d["isa"] = py::str(fastiou::cpu_isa());
+  d["cuda"] = py::str(FASTIOU_CUDA_STATUS);
+#ifdef _OPENMP
+  d["openmp"] = py::int_(_OPENMP);
+  d["max_threads"] = py::int_(omp_get_max_threads());
+#else
+  d["openmp"] = py::none();
+  d["max_threads"] = py::int_(1);
+#endif
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastiou CPU kernels (numpy arrays in, preallocated numpy outputs)";
+  m.def("box_pairwise", &box_pairwise, py::arg("boxes1"), py::arg("boxes2"), py::arg("out"),
+        py::arg("mode"), py::arg("fmt"), py::arg("eps"));
+  m.def("box_aligned", &box_aligned, py::arg("boxes1"), py::arg("boxes2"), py::arg("out"),
+        py::arg("mode"), py::arg("fmt"), py::arg("eps"));
+  m.def("box_area", &box_area, py::arg("boxes"), py::arg("out"), py::arg("fmt"));
+  m.def("box_convert", &box_convert, py::arg("boxes"), py::arg("out"), py::arg("in_fmt"),
+        py::arg("out_fmt"));
+  m.def("masks_to_boxes", &masks_to_boxes, py::arg("masks"), py::arg("out"));
+  m.def("build_info", &build_info);
+}

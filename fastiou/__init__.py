@@ -1,0 +1,46 @@
+"""fastiou: compiled kernels for box IoU, masks, NMS and anchors.
+
+A drop-in for ``torchvision.ops`` box functions on numpy, torch (CPU/CUDA) and cupy arrays.
+``import fastiou`` imports neither torch, cupy nor numba: backends load on first use.
+"""
+
+from __future__ import annotations
+
+from ._dispatch import backends, use_backend
+from ._errors import InputError
+from .boxes import (box_area, box_convert, box_ioa, box_iou, box_iou_aligned, complete_box_iou,
+                    distance_box_iou, generalized_box_iou, masks_to_boxes)
+
+__version__ = "0.1.0"
+
+__all__ = ["InputError", "backends", "use_backend", "info", "box_area", "box_convert", "box_iou",
+           "generalized_box_iou", "distance_box_iou", "complete_box_iou", "box_ioa",
+           "box_iou_aligned", "masks_to_boxes", "__version__"]
+
+
+def info() -> dict:
+    """Version, build flags, the CPU instruction set the kernels dispatch to, backends, GPU."""
+    import platform
+
+    from . import _dispatch
+
+    out = {"version": __version__, "python": platform.python_version(), "machine": platform.machine()}
+    try:
+        from . import _C
+        out["build"] = dict(_C.build_info())
+    except ImportError as e:
+        out["build"] = {"error": f"fastiou._C failed to import: {e}"}
+    out["backends"] = backends()
+    cuda_mod, _ = _dispatch._backend("cuda")
+    if cuda_mod is not None:
+        from . import _C_cuda
+        out["cuda_build"] = dict(_C_cuda.build_info())
+    gpus = []
+    if "torch" in __import__("sys").modules or cuda_mod is not None:
+        try:
+            import torch
+            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        except Exception:  # torch absent or without CUDA: no names to report
+            gpus = []
+    out["gpus"] = gpus
+    return out

@@ -1,0 +1,921 @@
+"""``fastiou bench``: fastiou against its peers, side by side in one process.
+
+Every figure this runner prints is a *ratio* against a baseline measured in the same run,
+interleaved with fastiou (absolute times on shared machines move by 2.5x between runs; the
+ratios hold), plus the distance from the physical floor: the time to allocate and write a
+fresh output of the same size. See ``BENCHMARKS.md`` for the workloads and the targets.
+
+How a case is measured:
+  1. every contender (baselines, fastiou variants, the floors) is called once as a warm-up
+     (JIT compilation, first-touch of caches); fastiou results are checked against the
+     baseline's there, so a fast wrong answer shows as ``DIFF`` rather than as a speed-up;
+  2. each contender gets an inner loop count ``k`` so that one sample lasts ``min_sample``
+     seconds or more (fast calls are not timed one by one);
+  3. repeats: one sample of every contender per round, the order rotated each round, the
+     garbage collector off; the figure is the median of the rounds.
+  On CUDA a sample is bracketed by ``torch.cuda.synchronize()``, so it is the end-to-end
+  time per call of a ``k``-call loop (launches included), measured the same way for all.
+
+Workloads live in a registry (:data:`WORKLOADS`); a new one is a generator of
+:class:`Case` objects decorated with :func:`workload`, usually built with the helpers
+:meth:`Env.baselines`, :meth:`Env.fastiou_variants` and :meth:`Env.floors`.
+
+Nothing here asserts a speed: this is reporting. ``import fastiou.bench`` imports neither
+torch nor numba; ``main`` imports torch when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import importlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Iterator
+
+import numpy as np
+
+from fastiou import _inputs
+
+SCHEMA = 1
+
+# --------------------------------------------------------------------------------------------
+# Registry
+
+
+@dataclass
+class Contender:
+    """One measured callable of a case.
+
+    ``kind`` is ``"baseline"``, ``"fastiou"`` or ``"floor"``; ``context`` is entered around
+    every sample (outside the timer): a forced backend, a thread count. ``skip`` says why a
+    contender is not measured; it then appears in the table with that reason.
+    """
+
+    name: str
+    kind: str
+    call: Callable[[], Any] | None = None
+    context: Callable[[], ContextManager] = contextlib.nullcontext
+    skip: str | None = None
+    expect_type: str | None = None  # "numpy", "torch:cpu", "torch:cuda": what fastiou must return
+    expect_dtype: str | None = None
+    expect_result: Any = None  # the out= buffer, which the call must return
+
+
+@dataclass
+class Case:
+    """One (workload, op, size, dtype, device) cell, with everything measured in it.
+
+    Rows of the table: every fastiou contender against the first baseline, then the first
+    fastiou contender against each further baseline. ``reference`` returns the float64 numpy
+    array that fastiou results are checked against; ``None`` means "the first baseline's
+    warm-up result".
+    """
+
+    workload: str
+    op: str
+    size: str
+    dtype: str
+    device: str
+    contenders: list[Contender]
+    reference: Callable[[], np.ndarray] | None = None
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    notes: dict = field(default_factory=dict)
+
+
+@dataclass
+class Workload:
+    id: str
+    title: str
+    build: Callable[["Env"], Iterator[Case]]
+
+
+#: Workload id (as in BENCHMARKS.md) -> :class:`Workload`, in registration order.
+WORKLOADS: dict[str, Workload] = {}
+
+
+def workload(id: str, title: str):
+    """Register ``fn(env) -> Iterator[Case]`` as the workload ``id``."""
+
+    def deco(fn):
+        WORKLOADS[id] = Workload(id, title, fn)
+        return fn
+
+    return deco
+
+
+# --------------------------------------------------------------------------------------------
+# The environment: which libraries, which device, how to build contenders
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _torch_threads(torch, n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Env:
+    """What a workload builder needs: device, libraries, backends, and contender factories."""
+
+    def __init__(self, device: str = "cpu", quick: bool = False):
+        import fastiou
+
+        self.device = device
+        self.quick = quick
+        self.fastiou = fastiou
+        self.notes: dict[str, str] = {}
+        self.torch = None
+        self.tv_ops = None
+        try:
+            import torch
+            import torchvision.ops
+
+            self.torch = torch
+            self.tv_ops = torchvision.ops
+        except Exception as exc:  # missing, or a torch/torchvision mismatch
+            self.notes["torch"] = f"torchvision baseline unavailable ({_first_line(exc)}); numpy baseline used"
+        self.torch_threads = self.torch.get_num_threads() if self.torch is not None else None
+        try:
+            self.backends: dict = dict(fastiou.backends())
+        except Exception as exc:
+            self.backends = {}
+            self.notes["backends"] = f"fastiou.backends() failed: {_first_line(exc)}"
+
+    # -- device plumbing ---------------------------------------------------------------------
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def host(self, a: np.ndarray, dtype: str = "float32") -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.dtype(dtype))
+
+    def tensor(self, a: np.ndarray, dtype: str = "float32"):
+        """``a`` as a torch tensor on this env's device (shares memory on CPU)."""
+        t = self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        t = t.to(device=self.device, dtype=getattr(self.torch, dtype))
+        return t.contiguous()
+
+    def to_numpy(self, x) -> np.ndarray:
+        mod = type(x).__module__.split(".")[0]
+        if mod == "torch":
+            return x.detach().to("cpu").double().numpy()
+        if mod == "cupy":
+            return x.get().astype(np.float64)
+        return np.asarray(x, dtype=np.float64)
+
+    @staticmethod
+    def type_of(x) -> str:
+        mod = type(x).__module__.split(".")[0]
+        if mod == "torch":
+            return f"torch:{x.device.type}"
+        if mod == "numpy":
+            return "numpy"
+        return mod
+
+    @staticmethod
+    def dtype_of(x) -> str:
+        return str(x.dtype).replace("torch.", "")
+
+    # -- contender factories -----------------------------------------------------------------
+
+    def backend_skip(self, name: str) -> str | None:
+        """Why fastiou backend ``name`` cannot be measured here, or ``None``."""
+        if not hasattr(self.fastiou, "use_backend"):
+            return "fastiou.use_backend() is missing"
+        info = self.backends.get(name)
+        if info is None:
+            return f"backend {name!r} not listed by fastiou.backends()" if self.backends else None
+        if not info.get("available", False):
+            return f"backend {name}: {info.get('reason') or 'not available'}"
+        return None
+
+    def fastiou_backends(self) -> list[str]:
+        """The backends measured on this device: the default one first."""
+        return ["cpp", "numba"] if self.device == "cpu" else ["cuda", "cupy"]
+
+    def fastiou_variants(self, fn_name: str, args: tuple, kwargs: dict | None = None,
+                         out: Callable[[], Any] | None = None,
+                         expect_dtype: str | None = "float32") -> list[Contender]:
+        """fastiou's ``fn_name(*args, **kwargs)`` forced to each backend of this device;
+        with ``out`` (a factory of the output buffer), also the first available backend
+        writing into a reused ``out=`` buffer. Results must come back in the library and on
+        the device of ``args[0]``, of ``expect_dtype``."""
+        kwargs = dict(kwargs or {})
+        fn = getattr(self.fastiou, fn_name, None)
+        expect_type = self.type_of(args[0])
+        result: list[Contender] = []
+        names = self.fastiou_backends()
+        skips = [f"fastiou.{fn_name} is missing" if fn is None else self.backend_skip(b) for b in names]
+        # out= goes with the first backend that runs here (the default one when it is built).
+        with_out = next((i for i, s in enumerate(skips) if s is None), 0)
+        for i, (backend, skip) in enumerate(zip(names, skips)):
+            label = f"fastiou[{backend}]"
+            ctx = (lambda b=backend: self.fastiou.use_backend(b)) if hasattr(self.fastiou, "use_backend") \
+                else contextlib.nullcontext
+            call = None if skip else (lambda: fn(*args, **kwargs))
+            result.append(Contender(label, "fastiou", call, ctx, skip, expect_type, expect_dtype))
+            if i == with_out and out is not None:
+                buf_call = None
+                if not skip:
+                    buf = out()
+                    buf_call = lambda buf=buf: fn(*args, out=buf, **kwargs)  # noqa: E731
+                result.append(Contender(label + " out=", "fastiou", buf_call, ctx, skip,
+                                        expect_type, expect_dtype, buf if buf_call else None))
+        return result
+
+    def baselines(self, tv_name: str | None, tv_args: tuple, numpy_fn: Callable | None,
+                  np_args: tuple, tv_kwargs: dict | None = None) -> list[Contender]:
+        """torchvision (torch's default threads; on CPU also one thread), or ``numpy_fn``
+        when torchvision is not installed."""
+        tv_kwargs = dict(tv_kwargs or {})
+        if self.tv_ops is not None and tv_name is not None:
+            fn = getattr(self.tv_ops, tv_name)
+            call = lambda: fn(*tv_args, **tv_kwargs)  # noqa: E731
+            out = [Contender("torchvision", "baseline", call)]
+            if self.device == "cpu":
+                out.append(Contender("torchvision 1-thread", "baseline", call,
+                                     lambda: _torch_threads(self.torch, 1)))
+            return out
+        if numpy_fn is not None and self.device == "cpu":
+            return [Contender("numpy", "baseline", lambda: numpy_fn(*np_args))]
+        return [Contender("torchvision", "baseline", skip=self.notes.get("torch", "no baseline"))]
+
+    def floors(self, shape: tuple[int, ...]) -> list[Contender]:
+        """The floors of a float32 result of ``shape``: allocate and write a fresh one
+        ("floor"), and write into an existing one ("floor write")."""
+        if self.device == "cuda":
+            torch = self.torch
+            buf = torch.empty(shape, dtype=torch.float32, device="cuda")
+            return [
+                Contender("floor", "floor",
+                          lambda: torch.empty(shape, dtype=torch.float32, device="cuda").fill_(1.0)),
+                Contender("floor write", "floor", lambda: buf.fill_(1.0)),
+            ]
+        buf = np.empty(shape, np.float32)
+
+        def fresh():
+            a = np.empty(shape, np.float32)
+            a.fill(1.0)  # not np.zeros: calloc'd pages would never be written
+            return a
+
+        return [Contender("floor", "floor", fresh), Contender("floor write", "floor", lambda: buf.fill(1.0))]
+
+    def empty(self, shape: tuple[int, ...], dtype: str = "float32"):
+        """An uninitialised array of this device's fastiou input library (numpy / torch CUDA)."""
+        if self.device == "cuda":
+            return self.torch.empty(shape, dtype=getattr(self.torch, dtype), device="cuda")
+        return np.empty(shape, np.dtype(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Plain numpy baselines (torchvision's formulas, broadcast): used when torch is missing
+
+
+def _np_inter_union(b1, b2):
+    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
+    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
+    lt = np.maximum(b1[:, None, :2], b2[None, :, :2])
+    rb = np.minimum(b1[:, None, 2:], b2[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter, area1[:, None] + area2[None, :] - inter
+
+
+def _np_enclosing_wh(b1, b2):
+    lti = np.minimum(b1[:, None, :2], b2[None, :, :2])
+    rbi = np.maximum(b1[:, None, 2:], b2[None, :, 2:])
+    return np.clip(rbi - lti, 0, None)
+
+
+def np_box_iou(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """torchvision.ops.box_iou in numpy broadcasting, ``(N, 4), (M, 4) -> (N, M)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inter, union = _np_inter_union(b1, b2)
+        return inter / union
+
+
+def np_generalized_box_iou(b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inter, union = _np_inter_union(b1, b2)
+        whi = _np_enclosing_wh(b1, b2)
+        areai = whi[..., 0] * whi[..., 1]
+        return inter / union - (areai - union) / areai
+
+
+def _np_diou_iou(b1, b2, eps):
+    iou = np_box_iou(b1, b2)
+    whi = _np_enclosing_wh(b1, b2)
+    diag = whi[..., 0] ** 2 + whi[..., 1] ** 2 + eps
+    cx1, cy1 = (b1[:, 0] + b1[:, 2]) / 2, (b1[:, 1] + b1[:, 3]) / 2
+    cx2, cy2 = (b2[:, 0] + b2[:, 2]) / 2, (b2[:, 1] + b2[:, 3]) / 2
+    dist = (cx1[:, None] - cx2[None, :]) ** 2 + (cy1[:, None] - cy2[None, :]) ** 2
+    return iou - dist / diag, iou
+
+
+def np_distance_box_iou(b1: np.ndarray, b2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _np_diou_iou(b1, b2, eps)[0]
+
+
+def np_complete_box_iou(b1: np.ndarray, b2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diou, iou = _np_diou_iou(b1, b2, eps)
+        w1, h1 = b1[:, 2] - b1[:, 0], b1[:, 3] - b1[:, 1]
+        w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]
+        v = (4 / np.pi**2) * (np.arctan(w1 / h1)[:, None] - np.arctan(w2 / h2)[None, :]) ** 2
+        alpha = v / (1 - iou + v + eps)
+        return diou - alpha * v
+
+
+# --------------------------------------------------------------------------------------------
+# Workloads
+
+#: The pairwise IoU family: fastiou / torchvision name -> numpy baseline.
+IOU_OPS: dict[str, Callable] = {
+    "box_iou": np_box_iou,
+    "generalized_box_iou": np_generalized_box_iou,
+    "distance_box_iou": np_distance_box_iou,
+    "complete_box_iou": np_complete_box_iou,
+}
+IOU_SQUARE_SIZES = (1000, 4000)
+
+
+def iou_square_params(device: str, quick: bool) -> Iterator[tuple[str, int, str]]:
+    """(op, n, dtype) of ``iou-square``; ``--quick`` on CPU keeps 4000 for box_iou only."""
+    dtypes = ("float32", "float16") if device == "cuda" else ("float32",)
+    for op in IOU_OPS:
+        for n in IOU_SQUARE_SIZES:
+            if quick and device == "cpu" and op != "box_iou" and n > 1000:
+                continue
+            for dtype in dtypes:
+                yield op, n, dtype
+
+
+@workload("iou-square", "pairwise box_iou / giou / diou / ciou, N = M")
+def _iou_square(env: Env) -> Iterator[Case]:
+    for op, n, dtype in iou_square_params(env.device, env.quick):
+        b1 = _inputs.random_boxes(n, seed=0)
+        b2 = _inputs.random_boxes(n, seed=1)
+        if env.device == "cuda":
+            x1, x2 = env.tensor(b1, dtype), env.tensor(b2, dtype)
+            t1, t2 = x1, x2
+        else:
+            x1, x2 = env.host(b1, dtype), env.host(b2, dtype)
+            t1 = env.torch.from_numpy(x1) if env.torch is not None else None
+            t2 = env.torch.from_numpy(x2) if env.torch is not None else None
+        contenders = env.baselines(op, (t1, t2), IOU_OPS[op], (x1, x2))
+        contenders += env.fastiou_variants(op, (x1, x2), out=lambda: env.empty((n, n)))
+        contenders += env.floors((n, n))
+        reference = None
+        if dtype != "float32":
+            # The same (rounded) inputs, computed in float32: fastiou computes fp16 in fp32.
+            def reference(x1=x1, x2=x2, op=op):
+                if env.tv_ops is not None:
+                    return env.to_numpy(getattr(env.tv_ops, op)(x1.float(), x2.float()))
+                return IOU_OPS[op](env.to_numpy(x1), env.to_numpy(x2))
+        yield Case("iou-square", op, f"{n}x{n}", dtype, env.device, contenders, reference)
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+
+
+@dataclass
+class _Run:
+    c: Contender
+    k: int = 1
+    samples: list[float] = field(default_factory=list)
+    result: Any = None
+    warmup_s: float | None = None
+    error: str | None = None
+
+
+class _Timer:
+    def __init__(self, env: Env):
+        self.env = env
+
+    def sample(self, c: Contender, k: int) -> float:
+        sync = self.env.sync
+        call = c.call
+        with c.context():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(k):
+                call()
+            sync()
+            return (time.perf_counter() - t0) / k
+
+
+def _data_ptr(x) -> int | None:
+    for get in (lambda: x.data_ptr(), lambda: x.__array_interface__["data"][0],
+                lambda: x.__cuda_array_interface__["data"][0]):
+        try:
+            return int(get())
+        except Exception:
+            continue
+    return None
+
+
+def _same_buffer(x, buf) -> bool:
+    """``x`` is ``buf`` or a view starting at its first byte (as a DLPack round trip gives)."""
+    return x is buf or (_data_ptr(x) is not None and _data_ptr(x) == _data_ptr(buf))
+
+
+def _check(env: Env, case: Case, run: _Run, ref: np.ndarray | None) -> str:
+    """``ok`` or what is wrong with a fastiou result (type, dtype, shape, values)."""
+    x = run.result
+    problems = []
+    c = run.c
+    if c.expect_type and env.type_of(x) != c.expect_type:
+        problems.append(f"type {env.type_of(x)} != {c.expect_type}")
+    if c.expect_result is not None and not _same_buffer(x, c.expect_result):
+        problems.append("out= buffer not returned")
+    if c.expect_dtype and env.dtype_of(x) != c.expect_dtype:
+        problems.append(f"dtype {env.dtype_of(x)} != {c.expect_dtype}")
+    if ref is not None:
+        got = env.to_numpy(x)
+        if got.shape != ref.shape:
+            problems.append(f"shape {got.shape} != {ref.shape}")
+        else:
+            nan_got, nan_ref = np.isnan(got), np.isnan(ref)
+            if (nan_got != nan_ref).any():
+                problems.append(f"NaN at {int((nan_got != nan_ref).sum())} places differs")
+            both = ~(nan_got | nan_ref)
+            if both.any():
+                err = np.abs(got[both] - ref[both])
+                bad = err > case.atol + case.rtol * np.abs(ref[both])
+                if bad.any():
+                    problems.append(f"{int(bad.sum())} values differ, max |d| {float(err.max()):.3g}")
+    return "ok" if not problems else "; ".join(problems)
+
+
+def measure(env: Env, case: Case, repeats: int, min_sample: float, case_budget: float,
+            min_repeats: int = 3) -> dict:
+    """Measure every contender of ``case`` interleaved; return the case's JSON record."""
+    timer = _Timer(env)
+    runs = [_Run(c, error=c.skip) for c in case.contenders]
+    live = [r for r in runs if r.error is None]
+    gc.collect()
+    t_case = time.perf_counter()
+    for r in live:  # warm-up, calibration
+        try:
+            with r.c.context():
+                env.sync()
+                t0 = time.perf_counter()
+                r.result = r.c.call()
+                env.sync()
+                r.warmup_s = time.perf_counter() - t0
+            if r.warmup_s < min_sample:
+                one = timer.sample(r.c, 1)
+                r.k = max(1, min(100000, math.ceil(min_sample / max(one, 1e-9))))
+        except Exception as exc:
+            r.error = _first_line(exc)
+    live = [r for r in live if r.error is None]
+
+    ref = None
+    ref_note = None
+    try:
+        if case.reference is not None:
+            ref = case.reference()
+        else:
+            base = next((r for r in runs if r.c.kind == "baseline" and r.error is None), None)
+            ref = env.to_numpy(base.result) if base is not None else None
+    except Exception as exc:
+        ref_note = f"reference failed: {_first_line(exc)}"
+    checks = {}
+    for r in live:
+        if r.c.kind == "fastiou":
+            checks[r.c.name] = _check(env, case, r, ref)
+    for r in runs:
+        r.result = None  # free the warm-up results before timing
+    ref = None
+
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    done = 0
+    try:
+        for rnd in range(repeats):
+            order = live[rnd % len(live):] + live[: rnd % len(live)] if live else []
+            for r in order:
+                if r.error is not None:
+                    continue
+                try:
+                    r.samples.append(timer.sample(r.c, r.k))
+                except Exception as exc:
+                    r.error = _first_line(exc)
+            done = rnd + 1
+            if done >= min_repeats and time.perf_counter() - t_case > case_budget:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    contenders = {}
+    for r in runs:
+        ok = r.error is None and r.samples
+        contenders[r.c.name] = {
+            "kind": r.c.kind,
+            "median_s": statistics.median(r.samples) if ok else None,
+            "min_s": min(r.samples) if ok else None,
+            "samples_s": r.samples,
+            "k": r.k,
+            "warmup_s": r.warmup_s,
+            "skip": r.error,
+            "check": checks.get(r.c.name),
+        }
+    return {
+        "workload": case.workload, "op": case.op, "size": case.size, "dtype": case.dtype,
+        "device": case.device, "repeats": done, "seconds": time.perf_counter() - t_case,
+        "contenders": contenders, "notes": dict(case.notes, **({"reference": ref_note} if ref_note else {})),
+    }
+
+
+def rows_of(record: dict) -> list[dict]:
+    """The table rows of a case record: each fastiou variant against the first baseline,
+    then the first fastiou variant against each further baseline."""
+    cs = record["contenders"]
+    base = [n for n, c in cs.items() if c["kind"] == "baseline"]
+    fast = [n for n, c in cs.items() if c["kind"] == "fastiou"]
+    floor = cs.get("floor", {}).get("median_s")
+    floor_write = cs.get("floor write", {}).get("median_s")
+    # Further baselines face the first fastiou variant that was measured (not an out= one).
+    measured = [f for f in fast if cs[f]["median_s"] is not None]
+    main_fast = next((f for f in measured if not f.endswith(" out=")), measured[0] if measured else
+                     (fast[0] if fast else None))
+    pairs = [(base[0] if base else None, f) for f in fast]
+    pairs += [(b, main_fast) for b in base[1:] if fast]
+    if not fast:
+        pairs = [(b, None) for b in base]
+    rows = []
+    for b, f in pairs:
+        bt = cs[b]["median_s"] if b else None
+        ft = cs[f]["median_s"] if f else None
+        skip = "; ".join(s for s in ((cs[b]["skip"] if b else None), (cs[f]["skip"] if f else None)) if s)
+        rows.append({
+            "workload": record["workload"], "op": record["op"], "size": record["size"],
+            "dtype": record["dtype"], "device": record["device"],
+            "baseline": b, "baseline_s": bt, "fastiou": f, "fastiou_s": ft,
+            "ratio": bt / ft if bt and ft else None,
+            "floor_s": floor, "pct_floor": 100.0 * floor / ft if floor and ft else None,
+            "floor_write_s": floor_write,
+            "pct_floor_write": 100.0 * floor_write / ft if floor_write and ft else None,
+            "check": cs[f]["check"] if f else None,
+            "skip": skip or None,
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms" if s < 0.1 else f"{s * 1e3:.0f} ms"
+    return f"{s * 1e6:.3g} us"
+
+
+def _fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "-"
+    return f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
+
+
+_COLUMNS = [("workload", "<"), ("op", "<"), ("size", "<"), ("dtype", "<"), ("baseline", "<"),
+            ("base time", ">"), ("fastiou", "<"), ("fastiou time", ">"), ("ratio", ">"),
+            ("% floor", ">"), ("check", "<")]
+
+_DTYPE_SHORT = {"float32": "f32", "float16": "f16", "float64": "f64", "bfloat16": "bf16"}
+
+
+def _cells(row: dict) -> list[str]:
+    check = row.get("check")
+    if row.get("skip"):
+        check = "skip: " + row["skip"]
+    elif check and check != "ok":
+        check = "DIFF: " + check
+    return [
+        row["workload"], row["op"], row["size"], _DTYPE_SHORT.get(row["dtype"], row["dtype"]),
+        row["baseline"] or "-", _fmt_time(row["baseline_s"]), row["fastiou"] or "-",
+        _fmt_time(row["fastiou_s"]), _fmt_ratio(row["ratio"]),
+        "-" if row["pct_floor"] is None else f"{row['pct_floor']:.0f}%", check or "-",
+    ]
+
+
+_WIDTHS = [11, 19, 9, 5, 20, 9, 20, 12, 7, 7, 0]
+
+
+def format_row(row: dict) -> str:
+    out = []
+    for (name, align), w, cell in zip(_COLUMNS, _WIDTHS, _cells(row)):
+        out.append(f"{cell:{align}{w}}" if w else cell)
+    return "  ".join(out).rstrip()
+
+
+def format_header() -> str:
+    out = []
+    for (name, align), w in zip(_COLUMNS, _WIDTHS):
+        out.append(f"{name:{align}{w}}" if w else name)
+    line = "  ".join(out).rstrip()
+    return line + "\n" + "-" * len(line)
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as the text table ``fastiou bench`` prints."""
+    lines = [format_header()]
+    last = None
+    for row in rows:
+        key = (row["workload"], row["op"], row["size"], row["dtype"])
+        if last is not None and key != last:
+            lines.append("")
+        last = key
+        lines.append(format_row(row))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Machine, versions, revision
+
+
+def _cpu_model() -> dict:
+    info: dict[str, Any] = {"model": platform.processor() or platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            if ":" in line:
+                k, v = (s.strip() for s in line.split(":", 1))
+                fields.setdefault(k, v)
+        info["model"] = fields.get("model name", info["model"])
+        for k in ("vendor_id", "cpu family", "model", "stepping"):
+            if k in fields:
+                info["cpuid_" + k.replace(" ", "_")] = fields[k]
+        flags = set(fields.get("flags", "").split())
+        wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq",
+                  "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "sve")
+        info["flags"] = [f for f in wanted if f in flags or f in fields.get("Features", "").split()]
+    except OSError:
+        pass
+    return info
+
+
+def machine_info(env: Env | None) -> dict:
+    m: dict[str, Any] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+                         "hostname": platform.node()}
+    try:
+        m["cores_usable"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            m["memory_kb"] = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    if env is not None:
+        info = fastiou_info(env)
+        build = info.get("build") if isinstance(info.get("build"), dict) else {}
+        isa = next((d[k] for d in (info, build) for k in ("isa", "cpu_isa") if d.get(k)), None)
+        if isa is not None:
+            m["isa"] = isa
+        torch = env.torch
+        if torch is not None:
+            try:
+                if torch.cuda.is_available():
+                    i = torch.cuda.current_device()
+                    p = torch.cuda.get_device_properties(i)
+                    m["gpu"] = torch.cuda.get_device_name(i)
+                    m["gpu_memory_bytes"] = int(p.total_memory)
+                    m["gpu_sms"] = int(p.multi_processor_count)
+                    m["cuda_runtime"] = torch.version.cuda
+            except Exception as exc:
+                m["gpu_error"] = _first_line(exc)
+    return m
+
+
+def fastiou_info(env: Env) -> dict:
+    fn = getattr(env.fastiou, "info", None)
+    if fn is None:
+        return {}
+    try:
+        return dict(fn())
+    except Exception as exc:
+        return {"error": _first_line(exc)}
+
+
+def versions(env: Env | None) -> dict:
+    v: dict[str, Any] = {"python": platform.python_version()}
+    for name in ("numpy", "torch", "torchvision", "numba", "cupy", "fastiou"):
+        mod = sys.modules.get(name)
+        ver = getattr(mod, "__version__", None) if mod is not None else None
+        if ver is None:
+            for dist in (name, "cupy-cuda13x", "cupy-cuda12x") if name == "cupy" else (name,):
+                try:
+                    ver = importlib.metadata.version(dist)
+                    break
+                except importlib.metadata.PackageNotFoundError:
+                    continue
+        v[name] = str(ver) if ver is not None else None
+    return v
+
+
+def git_revision() -> dict | None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            top = subprocess.run(["git", "-C", here, "rev-parse", "--show-toplevel"],
+                                 capture_output=True, text=True, timeout=10)
+            return {"revision": None, "note": "no commit yet"} if top.returncode == 0 else None
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastiou bench",
+        description="Time fastiou against torchvision (or numpy) side by side, in one process, "
+                    "and against the floor of writing the output. Prints a table, writes JSON.")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer sizes and repeats (under a minute on 2 CPU cores)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cpu: numpy inputs for fastiou, torch CPU tensors for torchvision; "
+                        "cuda: torch CUDA tensors for both (float32 and float16)")
+    p.add_argument("--only", action="append", metavar="WORKLOAD",
+                   help="run only this workload (repeatable, or comma-separated); see --list")
+    p.add_argument("--json", default="bench-results.json", metavar="PATH",
+                   help="where to write the results (default: %(default)s; '-' for none)")
+    p.add_argument("--repeats", type=int, metavar="K",
+                   help="timed rounds per case (default 7, --quick 3); the median is reported")
+    p.add_argument("--min-sample", type=float, metavar="SECONDS",
+                   help="shortest timed sample; fast calls are looped to reach it")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="stop starting new cases after this many seconds (they are listed as skipped)")
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--report", metavar="PATH", help="print the table of a saved JSON file and exit")
+    return p
+
+
+def _selected(only: list[str] | None) -> list[Workload]:
+    if not only:
+        return list(WORKLOADS.values())
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"fastiou bench: unknown workload(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(WORKLOADS)}")
+    return [WORKLOADS[n] for n in names]
+
+
+def _write_json(path: str, doc: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _print_context(doc: dict, out) -> None:
+    m, v = doc["machine"], doc["versions"]
+    cpu = m["cpu"]
+    line = f"machine: {cpu.get('model')} ({m.get('cores_usable', m['cores'])} cores"
+    if m.get("isa"):
+        line += f", fastiou ISA {m['isa']}"
+    elif cpu.get("flags"):
+        line += f", {' '.join(cpu['flags'])}"
+    line += ")"
+    if m.get("gpu"):
+        line += f"; GPU {m['gpu']}"
+    print(line, file=out)
+    print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val), file=out)
+    s = doc["settings"]
+    th = doc.get("threads", {})
+    print(f"device {s['device']}, repeats {s['repeats']}, min sample {_fmt_time(s['min_sample_s'])}, "
+          f"torch threads {th.get('torch')}; git {(doc.get('git') or {}).get('revision')}", file=out)
+    for k, note in doc.get("notes", {}).items():
+        print(f"note: {note}", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = sys.stdout
+
+    if args.list:
+        for w in WORKLOADS.values():
+            print(f"{w.id:16} {w.title}")
+        return 0
+    if args.report:
+        with open(args.report) as f:
+            doc = json.load(f)
+        _print_context(doc, out)
+        print(format_table(doc["rows"]), file=out)
+        return 0
+
+    selected = _selected(args.only)
+    env = Env(args.device, args.quick)
+    if args.device == "cuda":
+        torch = env.torch
+        if torch is None or not torch.cuda.is_available():
+            print("fastiou bench: --device cuda needs torch with a CUDA device "
+                  f"({env.notes.get('torch') or 'torch.cuda.is_available() is False'})", file=sys.stderr)
+            return 2
+    repeats = args.repeats or (3 if args.quick else 7)
+    min_sample = args.min_sample or ((0.02 if args.device == "cuda" else 0.01) if args.quick
+                                     else (0.05 if args.device == "cuda" else 0.03))
+    case_budget = 8.0 if args.quick else 40.0
+
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": ["fastiou", "bench", *(argv if argv is not None else sys.argv[1:])],
+        "settings": {"device": args.device, "quick": args.quick, "repeats": repeats,
+                     "min_sample_s": min_sample, "case_budget_s": case_budget, "budget_s": args.budget,
+                     "workloads": [w.id for w in selected]},
+        "machine": machine_info(env),
+        "versions": versions(env),
+        "git": git_revision(),
+        "fastiou_info": fastiou_info(env),
+        "backends": env.backends,
+        "threads": {"torch": env.torch_threads,
+                    "env": {k: v for k, v in os.environ.items()
+                            if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+                            or k.startswith("FASTIOU_")}},
+        "notes": dict(env.notes),
+        "rows": [],
+        "cases": [],
+    }
+    _print_context(doc, out)
+    print(format_header(), file=out, flush=True)
+
+    t_start = time.perf_counter()
+    last_key = None
+    try:
+        for w in selected:
+            for case in w.build(env):
+                if args.budget is not None and time.perf_counter() - t_start > args.budget:
+                    for c in case.contenders:
+                        c.skip = c.skip or "time budget spent"
+                    record = measure(env, case, 0, min_sample, 0.0, min_repeats=0)
+                else:
+                    record = measure(env, case, repeats, min_sample, case_budget)
+                rows = rows_of(record)
+                doc["cases"].append(record)
+                doc["rows"].extend(rows)
+                key = (case.workload, case.op, case.size, case.dtype)
+                if last_key is not None:
+                    print(file=out)
+                last_key = key
+                for row in rows:
+                    print(format_row(row), file=out, flush=True)
+                if args.json != "-":
+                    _write_json(args.json, doc)  # after every case: a killed run keeps its rows
+    finally:
+        doc["seconds"] = time.perf_counter() - t_start
+        if args.json != "-":
+            _write_json(args.json, doc)
+
+    print(file=out)
+    print("ratio = baseline time / fastiou time (medians of interleaved repeats); "
+          "% floor = time to allocate and fill a fresh float32 output of the same shape / fastiou time.",
+          file=out)
+    if args.json != "-":
+        print(f"wrote {args.json} ({doc['seconds']:.0f} s)", file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""The box IoU family: a drop-in for torchvision.ops (0.29) box functions.
+
+Shared semantics (see ../shared/SEMANTICS.md in the project's design notes):
+
+* Boxes are ``(..., N, 4)``; the last dimension is (x1, y1, x2, y2) unless ``fmt`` says
+  otherwise. Leading batch dimensions broadcast against each other as torchvision's do.
+* Results follow torchvision's formulas exactly: no eps in IoU (two zero-area boxes give NaN),
+  areas not clamped (an inverted box has a positive area), NaN coordinates give NaN.
+* dtypes: float16 / bfloat16 / float32 are computed in float32 and give float32; float64 gives
+  float64; integer boxes are computed in float64 and give float32 (torchvision's upcast rule).
+* The result is in the library and on the device of the first argument; it does not carry
+  autograd history (use torchvision for losses that need gradients).
+
+Notes:
+    float32 results are bit-identical to torchvision's on the CPU and identical across
+    fastiou's backends, except ``complete_box_iou``, whose ``atan`` may differ in the last
+    bit between math libraries. For float16 / bfloat16 inputs torchvision rounds some
+    intermediate differences to 16 bits; fastiou does not, so it can differ there by the
+    16-bit rounding error (and is closer to the exact value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dispatch
+from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape
+from ._errors import InputError
+
+__all__ = ["box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
+           "complete_box_iou", "box_ioa", "box_iou_aligned", "masks_to_boxes"]
+
+
+def _fmt_code(fmt: str, what: str = "fmt") -> int:
+    try:
+        return _dispatch.FORMATS[fmt]
+    except (KeyError, TypeError):
+        raise ValueError(f"{what}: expected one of 'xyxy', 'xywh', 'cxcywh', got {fmt!r}") from None
+
+
+def _dtypes(*dts: str) -> tuple[str, str]:
+    """(compute dtype, result dtype) for boxes of these dtypes, by torchvision's upcast rule."""
+    if "float64" in dts:
+        return "float64", "float64"
+    if any(d in ("float16", "bfloat16", "float32") for d in dts):
+        return "float32", "float32"
+    return "float64", "float32"  # integer boxes: exact in float64, float32 out as torchvision
+
+
+def _boxes_arg(name: str, x, min_ndim: int) -> tuple[Arg, str]:
+    a = as_arg(name, x)
+    dt = check_numeric(a)
+    if len(a.shape) < min_ndim or a.shape[-1] != 4:
+        want = "(..., N, 4)" if min_ndim == 2 else "(..., 4)"
+        raise InputError(f"{name}: expected shape {want}, got {fmt_shape(a.shape)}")
+    return a, dt
+
+
+def _broadcast(lead1: tuple, lead2: tuple, names: str) -> tuple:
+    if lead1 == lead2:
+        return lead1
+    try:
+        return tuple(np.broadcast_shapes(lead1, lead2))
+    except ValueError:
+        raise InputError(f"{names}: batch dimensions {fmt_shape(lead1)} and {fmt_shape(lead2)} "
+                         f"do not broadcast") from None
+
+
+def _finish(first: Arg, x, result_dtype: str):
+    """Casts a computed array to the result dtype in the caller's library."""
+    return x if first.lib.dtype(x) == result_dtype else first.lib.astype(x, result_dtype)
+
+
+def _check_out(out, first: Arg, device: str, shape: tuple, dtype: str) -> Arg:
+    o = as_arg("out", out)
+    if o.lib is not first.lib or o.device != device:
+        raise InputError(f"out: expected a {first.lib.name} array on {device}, got {o.lib.name} on {o.device}")
+    if o.shape != shape or o.dtype != dtype or not o.lib.is_contiguous(o.x):
+        raise InputError(f"out: expected a C-contiguous {dtype} array of shape {fmt_shape(shape)}, "
+                         f"got {o.dtype} {fmt_shape(o.shape)}")
+    return o
+
+
+def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, out=None):
+    fmt_c = _fmt_code(fmt)
+    a1, d1 = _boxes_arg("boxes1", boxes1, 2)
+    a2, d2 = _boxes_arg("boxes2", boxes2, 2)
+    device = check_device([a1, a2])
+    lead = _broadcast(a1.shape[:-2], a2.shape[:-2], "boxes1, boxes2")
+    n, m = a1.shape[-2], a2.shape[-2]
+    cdt, rdt = _dtypes(d1, d2)
+    shape = lead + (n, m)
+    o = None if out is None else _check_out(out, a1, device, shape, rdt)
+    batch = int(np.prod(lead, dtype=np.int64)) if lead else 1
+    if batch * n * m == 0:
+        if o is not None:
+            return o.x
+        return a1.lib.empty(shape, rdt, device)
+    b1 = a1.astype(cdt).broadcast_to(lead + (n, 4)).contiguous().reshape((batch, n, 4))
+    b2 = a2.astype(cdt).broadcast_to(lead + (m, 4)).contiguous().reshape((batch, m, 4))
+    direct = o is not None and cdt == rdt
+    res = o.x if direct else a1.lib.empty((batch, n, m), cdt, device)
+    _dispatch.call("box_pairwise", device, b1, b2,
+                   Arg("out", a1.lib, res.reshape((batch, n, m))),
+                   _dispatch.MODES[mode], fmt_c, float(eps))
+    if direct:
+        return o.x
+    res = _finish(a1, res.reshape(shape), rdt)
+    if o is not None:
+        o.x[...] = res
+        return o.x
+    return res
+
+
+def box_iou(boxes1, boxes2, fmt: str = "xyxy", *, out=None):
+    """Intersection over union of every pair of boxes (torchvision.ops.box_iou).
+
+    Args:
+        boxes1 (Array[..., N, 4]): boxes in ``fmt``.
+        boxes2 (Array[..., M, 4]): boxes in ``fmt``; leading dimensions broadcast with boxes1's.
+        fmt (str): ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
+        out (Array[..., N, M], optional): a buffer to write the result into (same library,
+            device and result dtype), to save the allocation and page faults of a fresh one.
+
+    Returns:
+        Array[..., N, M]: IoU values (see the module notes for dtypes and NaN).
+
+    Raises:
+        InputError: a shape, dtype or ``out`` that does not fit.
+        TypeError: an argument that is not an array of numbers.
+        ValueError: an unknown ``fmt``, or arrays on different devices.
+    """
+    return _pairwise(boxes1, boxes2, "iou", fmt, 0.0, out)
+
+
+def generalized_box_iou(boxes1, boxes2, *, out=None):
+    """Generalized IoU of every pair of xyxy boxes (torchvision.ops.generalized_box_iou).
+
+    Args:
+        boxes1 (Array[..., N, 4]), boxes2 (Array[..., M, 4]): xyxy boxes.
+        out (Array[..., N, M], optional): see ``box_iou``.
+
+    Returns:
+        Array[..., N, M]: ``iou - (area(C) - union) / area(C)``, C the smallest enclosing box;
+        no eps, so two boxes whose enclosing box has zero area give NaN, as in torchvision.
+    """
+    return _pairwise(boxes1, boxes2, "giou", "xyxy", 0.0, out)
+
+
+def distance_box_iou(boxes1, boxes2, eps: float = 1e-7, *, out=None):
+    """Distance IoU of every pair of xyxy boxes (torchvision.ops.distance_box_iou).
+
+    Args:
+        boxes1 (Array[..., N, 4]), boxes2 (Array[..., M, 4]): xyxy boxes.
+        eps (float): added to the squared diagonal of the enclosing box.
+        out (Array[..., N, M], optional): see ``box_iou``.
+
+    Returns:
+        Array[..., N, M]: ``iou - d(centres)^2 / (diag(C)^2 + eps)``.
+    """
+    return _pairwise(boxes1, boxes2, "diou", "xyxy", eps, out)
+
+
+def complete_box_iou(boxes1, boxes2, eps: float = 1e-7, *, out=None):
+    """Complete IoU of every pair of xyxy boxes (torchvision.ops.complete_box_iou).
+
+    Args:
+        boxes1 (Array[..., N, 4]), boxes2 (Array[..., M, 4]): xyxy boxes.
+        eps (float): as in torchvision, in the DIoU term and in alpha's denominator.
+        out (Array[..., N, M], optional): see ``box_iou``.
+
+    Returns:
+        Array[..., N, M]: ``diou - alpha * v`` with ``v = 4/pi^2 (atan(w1/h1) - atan(w2/h2))^2``
+        and ``alpha = v / (1 - iou + v + eps)``.
+
+    Notes:
+        ``atan`` comes from each backend's math library, so results may differ from
+        torchvision's and between CPU and GPU in the last bit.
+    """
+    return _pairwise(boxes1, boxes2, "ciou", "xyxy", eps, out)
+
+
+def box_ioa(boxes1, boxes2, *, out=None):
+    """Intersection over the area of ``boxes1`` for every pair of xyxy boxes.
+
+    This is mmcv's ``bbox_overlaps(mode="iof")`` and pycocotools' crowd rule (a detection's
+    overlap with a crowd region, divided by the detection's area). detectron2's
+    ``pairwise_ioa`` divides by the area of its *second* argument: call
+    ``box_ioa(boxes2, boxes1).T`` to reproduce it.
+
+    Args:
+        boxes1 (Array[..., N, 4]), boxes2 (Array[..., M, 4]): xyxy boxes.
+        out (Array[..., N, M], optional): see ``box_iou``.
+
+    Returns:
+        Array[..., N, M]: ``inter / area(boxes1)`` (a zero-area box in boxes1 gives NaN or inf).
+    """
+    return _pairwise(boxes1, boxes2, "ioa", "xyxy", 0.0, out)
+
+
+def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
+    """The measure of each row's pair: ``result[i] = measure(boxes1[i], boxes2[i])``.
+
+    Equals the diagonal of the pairwise function (mmcv ``bbox_overlaps(aligned=True)``).
+
+    Args:
+        boxes1 (Array[..., N, 4]), boxes2 (Array[..., N, 4]): xyxy boxes, the same number in
+            each (leading dimensions broadcast).
+        mode (str): ``"iou"``, ``"giou"``, ``"diou"``, ``"ciou"`` or ``"ioa"``.
+        eps (float): for ``diou`` and ``ciou``, as in ``distance_box_iou``.
+
+    Returns:
+        Array[..., N]
+    """
+    if mode not in _dispatch.MODES:
+        raise ValueError(f"mode: expected one of {', '.join(_dispatch.MODES)}, got {mode!r}")
+    a1, d1 = _boxes_arg("boxes1", boxes1, 2)
+    a2, d2 = _boxes_arg("boxes2", boxes2, 2)
+    device = check_device([a1, a2])
+    if a1.shape[-2] != a2.shape[-2]:
+        raise InputError(f"boxes1, boxes2: expected the same number of boxes, got "
+                         f"{fmt_shape(a1.shape)} and {fmt_shape(a2.shape)}")
+    lead = _broadcast(a1.shape[:-2], a2.shape[:-2], "boxes1, boxes2") + (a1.shape[-2],)
+    cdt, rdt = _dtypes(d1, d2)
+    k = int(np.prod(lead, dtype=np.int64))
+    if k == 0:
+        return a1.lib.empty(lead, rdt, device)
+    b1 = a1.astype(cdt).broadcast_to(lead + (4,)).contiguous().reshape((k, 4))
+    b2 = a2.astype(cdt).broadcast_to(lead + (4,)).contiguous().reshape((k, 4))
+    res = a1.lib.empty((k,), cdt, device)
+    _dispatch.call("box_aligned", device, b1, b2, Arg("out", a1.lib, res), _dispatch.MODES[mode], 0,
+                   float(eps))
+    return _finish(a1, res.reshape(lead), rdt)
+
+
+def _int_result_dtype(dt: str) -> str:
+    # torchvision's _upcast of integer boxes: int32 / int64 kept, smaller ints and bool to int32.
+    return dt if dt in ("int32", "int64") else "int32"
+
+
+def box_area(boxes, fmt: str = "xyxy"):
+    """Area of each box (torchvision.ops.box_area).
+
+    Args:
+        boxes (Array[..., 4]): boxes in ``fmt``.
+        fmt (str): ``"xyxy"`` (area ``(x2 - x1) * (y2 - y1)``, not clamped: an inverted box
+            has a positive area) or ``"xywh"`` / ``"cxcywh"`` (area ``w * h``).
+
+    Returns:
+        Array[...]: float32 for float16 / bfloat16 / float32 boxes, float64 for float64;
+        integer boxes give integer areas (int32, or int64 for int64 boxes), as torchvision.
+    """
+    fmt_c = _fmt_code(fmt)
+    a, dt = _boxes_arg("boxes", boxes, 1)
+    device = check_device([a])
+    lead = a.shape[:-1]
+    is_int = dt not in ("float16", "bfloat16", "float32", "float64")
+    cdt, rdt = _dtypes(dt)
+    if is_int:
+        rdt = _int_result_dtype(dt)
+    k = int(np.prod(lead, dtype=np.int64))
+    if k == 0:
+        return a.lib.empty(lead, rdt, device)
+    b = a.astype(cdt).contiguous().reshape((k, 4))
+    res = a.lib.empty((k,), cdt, device)
+    _dispatch.call("box_area", device, b, Arg("out", a.lib, res), fmt_c)
+    return _finish(a, res.reshape(lead), rdt)
+
+
+def box_convert(boxes, in_fmt: str, out_fmt: str):
+    """Converts boxes between ``xyxy``, ``xywh`` and ``cxcywh`` (torchvision.ops.box_convert).
+
+    Args:
+        boxes (Array[..., 4]): boxes in ``in_fmt``.
+        in_fmt (str), out_fmt (str): ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
+
+    Returns:
+        Array[..., 4]: in the input's dtype (float16 / bfloat16 computed in float32 and rounded
+        back), except that integer boxes converted to or from ``cxcywh`` become float32, as
+        torchvision's division makes them. ``in_fmt == out_fmt`` returns a copy.
+    """
+    i, o = _fmt_code(in_fmt, "in_fmt"), _fmt_code(out_fmt, "out_fmt")
+    a, dt = _boxes_arg("boxes", boxes, 1)
+    device = check_device([a])
+    is_int = dt not in ("float16", "bfloat16", "float32", "float64")
+    cdt = "float64" if is_int else ("float64" if dt == "float64" else "float32")
+    rdt = "float32" if is_int and "cxcywh" in (in_fmt, out_fmt) and in_fmt != out_fmt else dt
+    k = int(np.prod(a.shape[:-1], dtype=np.int64))
+    if k == 0:
+        return a.lib.empty(a.shape, rdt, device)
+    b = a.astype(cdt).contiguous().reshape((k, 4))
+    res = a.lib.empty((k, 4), cdt, device)
+    _dispatch.call("box_convert", device, b, Arg("out", a.lib, res), i, o)
+    return _finish(a, res.reshape(a.shape), rdt)
+
+
+def masks_to_boxes(masks):
+    """The xyxy box around each mask (torchvision.ops.masks_to_boxes, 0.29).
+
+    Args:
+        masks (Array[N, H, W]): any numeric or bool dtype; non-zero is foreground.
+
+    Returns:
+        Array[N, 4]: float32 (x1, y1, x2, y2) with an inclusive maximum (a one-pixel mask gives
+        x1 == x2), ``[0, 0, 0, 0]`` for an empty mask. Like torchvision, masks with no elements
+        at all (N, H or W zero) give a ``(0, 4)`` result.
+    """
+    a = as_arg("masks", masks)
+    check_numeric(a)
+    device = check_device([a])
+    if len(a.shape) != 3:
+        raise InputError(f"masks: expected shape (N, H, W), got {fmt_shape(a.shape)}")
+    n, h, w = a.shape
+    if n * h * w == 0:
+        return a.lib.zeros((0, 4), "float32", device)
+    m = Arg("masks", a.lib, a.lib.nonzero_u8(a.x)).contiguous()
+    res = a.lib.empty((n, 4), "float32", device)
+    _dispatch.call("masks_to_boxes", device, m, Arg("out", a.lib, res))
+    return res

@@ -1,0 +1,245 @@
+"""The float64 numpy oracle for the box IoU family.
+
+Written to be obviously right, not fast: every quantity is spelled out with the formula
+torchvision uses (no +1, no eps on the IoU denominator, areas not clamped), and every
+function has a pure-Python per-pair twin (``*_pair``) that the tests use to check the
+broadcast versions on small inputs.
+
+Conventions (shared by every function here):
+- inputs are anything ``np.asarray`` accepts; everything is computed in float64;
+- boxes are ``(..., N, 4)``; pairwise results are ``(..., N, M)`` with the leading batch
+  dimensions broadcast as numpy broadcasts them;
+- NaN propagates: ``max``/``min`` of a NaN coordinate is NaN (as ``torch.max``), and a
+  division ``0/0`` is NaN, ``x/0`` is ``inf`` (IEEE), never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FMTS = ("xyxy", "xywh", "cxcywh")
+MODES = ("iou", "giou", "diou", "ciou", "ioa")
+
+
+def _f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _check_fmt(fmt: str) -> None:
+    if fmt not in FMTS:
+        raise ValueError(f"unknown box format {fmt!r}")
+
+
+# --------------------------------------------------------------------------- formats
+def to_xyxy(boxes, fmt: str) -> np.ndarray:
+    """``(..., 4)`` boxes in ``fmt`` -> ``(..., 4)`` xyxy."""
+    _check_fmt(fmt)
+    b = _f64(boxes)
+    if fmt == "xyxy":
+        return b.copy()
+    if fmt == "xywh":
+        x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+        return np.stack([x, y, x + w, y + h], axis=-1)
+    cx, cy, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+
+
+def from_xyxy(boxes, fmt: str) -> np.ndarray:
+    """``(..., 4)`` xyxy boxes -> ``(..., 4)`` in ``fmt``."""
+    _check_fmt(fmt)
+    b = _f64(boxes)
+    x1, y1, x2, y2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    if fmt == "xyxy":
+        return b.copy()
+    if fmt == "xywh":
+        return np.stack([x1, y1, x2 - x1, y2 - y1], axis=-1)
+    return np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=-1)
+
+
+def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
+    return from_xyxy(to_xyxy(boxes, in_fmt), out_fmt)
+
+
+# --------------------------------------------------------------------------- areas
+def area(boxes, fmt: str = "xyxy") -> np.ndarray:
+    """``(..., N)``: width * height, not clamped (an inverted box has a positive area)."""
+    _check_fmt(fmt)
+    b = _f64(boxes)
+    if fmt == "xyxy":
+        return (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return b[..., 2] * b[..., 3]
+
+
+def _pairs(boxes1, boxes2):
+    """xyxy ``(..., N, 1, 4)`` and ``(..., 1, M, 4)`` views, ready to broadcast."""
+    return _f64(boxes1)[..., :, None, :], _f64(boxes2)[..., None, :, :]
+
+
+def inter(boxes1, boxes2) -> np.ndarray:
+    """``(..., N, M)`` intersection areas of xyxy boxes; width and height clamped at 0."""
+    a, b = _pairs(boxes1, boxes2)
+    w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0.0)
+    h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0.0)
+    return w * h
+
+
+def enclosing_wh(boxes1, boxes2):
+    """``(..., N, M)`` width and height of the smallest box enclosing both, clamped at 0."""
+    a, b = _pairs(boxes1, boxes2)
+    w = np.maximum(np.maximum(a[..., 2], b[..., 2]) - np.minimum(a[..., 0], b[..., 0]), 0.0)
+    h = np.maximum(np.maximum(a[..., 3], b[..., 3]) - np.minimum(a[..., 1], b[..., 1]), 0.0)
+    return w, h
+
+
+# --------------------------------------------------------------------------- pairwise
+def iou(boxes1, boxes2, fmt: str = "xyxy") -> np.ndarray:
+    """``inter / (area1 + area2 - inter)``; 0/0 is NaN."""
+    x1, x2 = to_xyxy(boxes1, fmt), to_xyxy(boxes2, fmt)
+    i = inter(x1, x2)
+    union = area(boxes1, fmt)[..., :, None] + area(boxes2, fmt)[..., None, :] - i
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return i / union
+
+
+def giou(boxes1, boxes2) -> np.ndarray:
+    """``iou - (C - union) / C`` with C the enclosing box's area."""
+    i = inter(boxes1, boxes2)
+    union = area(boxes1)[..., :, None] + area(boxes2)[..., None, :] - i
+    cw, ch = enclosing_wh(boxes1, boxes2)
+    c = cw * ch
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return i / union - (c - union) / c
+
+
+def _centers(boxes):
+    b = _f64(boxes)
+    return (b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2
+
+
+def diou(boxes1, boxes2, eps: float = 1e-7) -> np.ndarray:
+    """``iou - rho^2 / (c^2 + eps)``: rho between centers, c the enclosing box's diagonal."""
+    cx1, cy1 = _centers(boxes1)
+    cx2, cy2 = _centers(boxes2)
+    rho2 = (cx1[..., :, None] - cx2[..., None, :]) ** 2 + (cy1[..., :, None] - cy2[..., None, :]) ** 2
+    cw, ch = enclosing_wh(boxes1, boxes2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return iou(boxes1, boxes2) - rho2 / (cw ** 2 + ch ** 2 + eps)
+
+
+def ciou(boxes1, boxes2, eps: float = 1e-7) -> np.ndarray:
+    """``diou - alpha * v``, ``v = 4/pi^2 (atan(w1/h1) - atan(w2/h2))^2``, ``alpha = v / (1 - iou + v + eps)``."""
+    b1, b2 = _f64(boxes1), _f64(boxes2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r1 = np.arctan((b1[..., 2] - b1[..., 0]) / (b1[..., 3] - b1[..., 1]))
+        r2 = np.arctan((b2[..., 2] - b2[..., 0]) / (b2[..., 3] - b2[..., 1]))
+        v = (4 / math.pi ** 2) * (r1[..., :, None] - r2[..., None, :]) ** 2
+        alpha = v / (1 - iou(b1, b2) + v + eps)
+        return diou(b1, b2, eps) - alpha * v
+
+
+def ioa(boxes1, boxes2) -> np.ndarray:
+    """Intersection over the area of **boxes1** (mmcv ``iof``, pycocotools' crowd rule)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter(boxes1, boxes2) / area(boxes1)[..., :, None]
+
+
+PAIRWISE = {"iou": iou, "giou": giou, "diou": diou, "ciou": ciou, "ioa": ioa}
+
+
+def aligned(boxes1, boxes2, mode: str = "iou") -> np.ndarray:
+    """``(N,)``: row i is the pairwise function of ``boxes1[i]`` and ``boxes2[i]``."""
+    b1, b2 = _f64(boxes1), _f64(boxes2)
+    assert b1.shape == b2.shape and b1.ndim == 2
+    fn = PAIRWISE[mode]
+    return np.array([fn(b1[i:i + 1], b2[i:i + 1])[0, 0] for i in range(len(b1))], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- masks
+def masks_to_boxes(masks) -> np.ndarray:
+    """``(N, 4)`` xyxy with inclusive max (last foreground column / row), zeros for an empty mask.
+
+    Non-zero is foreground. ``masks.size == 0`` gives ``(0, 4)``, as torchvision.
+    """
+    m = np.asarray(masks)
+    if m.size == 0:
+        return np.zeros((0, 4), dtype=np.float64)
+    out = np.zeros((m.shape[0], 4), dtype=np.float64)
+    for n in range(m.shape[0]):
+        ys, xs = np.nonzero(m[n])
+        if len(xs):
+            out[n] = [xs.min(), ys.min(), xs.max(), ys.max()]
+    return out
+
+
+# --------------------------------------------------------------------------- per-pair twins
+def _div(a: float, b: float) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(a) / np.float64(b))
+
+
+def _max(a: float, b: float) -> float:
+    return math.nan if (math.isnan(a) or math.isnan(b)) else (a if a >= b else b)
+
+
+def _min(a: float, b: float) -> float:
+    return math.nan if (math.isnan(a) or math.isnan(b)) else (a if a <= b else b)
+
+
+def area_pair(b) -> float:
+    x1, y1, x2, y2 = map(float, b)
+    return (x2 - x1) * (y2 - y1)
+
+
+def inter_pair(a, b) -> float:
+    w = _max(_min(float(a[2]), float(b[2])) - _max(float(a[0]), float(b[0])), 0.0)
+    h = _max(_min(float(a[3]), float(b[3])) - _max(float(a[1]), float(b[1])), 0.0)
+    return w * h
+
+
+def iou_pair(a, b) -> float:
+    i = inter_pair(a, b)
+    return _div(i, area_pair(a) + area_pair(b) - i)
+
+
+def giou_pair(a, b) -> float:
+    i = inter_pair(a, b)
+    u = area_pair(a) + area_pair(b) - i
+    cw = _max(_max(float(a[2]), float(b[2])) - _min(float(a[0]), float(b[0])), 0.0)
+    ch = _max(_max(float(a[3]), float(b[3])) - _min(float(a[1]), float(b[1])), 0.0)
+    c = cw * ch
+    return _div(i, u) - _div(c - u, c)
+
+
+def diou_pair(a, b, eps: float = 1e-7) -> float:
+    acx, acy = (float(a[0]) + float(a[2])) / 2, (float(a[1]) + float(a[3])) / 2
+    bcx, bcy = (float(b[0]) + float(b[2])) / 2, (float(b[1]) + float(b[3])) / 2
+    cw = _max(_max(float(a[2]), float(b[2])) - _min(float(a[0]), float(b[0])), 0.0)
+    ch = _max(_max(float(a[3]), float(b[3])) - _min(float(a[1]), float(b[1])), 0.0)
+    return iou_pair(a, b) - _div((acx - bcx) ** 2 + (acy - bcy) ** 2, cw * cw + ch * ch + eps)
+
+
+def ciou_pair(a, b, eps: float = 1e-7) -> float:
+    ra = math.atan(_div(float(a[2]) - float(a[0]), float(a[3]) - float(a[1])))
+    rb = math.atan(_div(float(b[2]) - float(b[0]), float(b[3]) - float(b[1])))
+    v = 4 / math.pi ** 2 * (ra - rb) ** 2
+    alpha = _div(v, 1 - iou_pair(a, b) + v + eps)
+    return diou_pair(a, b, eps) - alpha * v
+
+
+def ioa_pair(a, b) -> float:
+    return _div(inter_pair(a, b), area_pair(a))
+
+
+PAIR = {"iou": iou_pair, "giou": giou_pair, "diou": diou_pair, "ciou": ciou_pair, "ioa": ioa_pair}
+
+
+def pairwise_by_loops(mode: str, boxes1, boxes2) -> np.ndarray:
+    """``(N, M)`` from the per-pair twin, two plain loops."""
+    b1, b2 = _f64(boxes1), _f64(boxes2)
+    out = np.empty((len(b1), len(b2)), dtype=np.float64)
+    for i in range(len(b1)):
+        for j in range(len(b2)):
+            out[i, j] = PAIR[mode](b1[i], b2[j])
+    return out

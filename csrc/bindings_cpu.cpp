@@ -171,6 +171,8 @@ py::dict build_info() {
 
 }  // namespace
 
+void register_nms(py::module_& m);  // csrc/bindings_cpu_nms.cpp
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastiou CPU kernels (numpy arrays in, preallocated numpy outputs)";
   m.def("box_pairwise", &box_pairwise, py::arg("boxes1"), py::arg("boxes2"), py::arg("out"),
@@ -182,4 +184,18 @@ PYBIND11_MODULE(_C, m) {
         py::arg("out_fmt"));
   m.def("masks_to_boxes", &masks_to_boxes, py::arg("masks"), py::arg("out"));
   m.def("build_info", &build_info);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("num_threads: expected a positive integer");
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+  }, py::arg("num_threads"));
+  m.def("get_num_threads", []() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  });
+  register_nms(m);
 }

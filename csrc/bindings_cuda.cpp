@@ -7,8 +7,11 @@
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
 
+#include <pybind11/stl.h>
+
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fastiou/ops.h"
 
@@ -123,6 +126,105 @@ void masks_to_boxes(std::uintptr_t masks, std::uintptr_t out, index_t n, index_t
   fastiou::masks_to_boxes_cuda(ptr<const uint8_t>(masks), ptr<float>(out), n, h, w, stream_of(stream));
 }
 
+// Suppression. Integer arrays (classes, labels, keep) are int64; `classes` may be 0 (none).
+index_t nms(const std::string& dtype, std::uintptr_t boxes, std::uintptr_t scores, std::uintptr_t classes,
+            index_t n, double iou_threshold, std::uintptr_t keep, std::uintptr_t stream, int device) {
+  check_sizes({n});
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  const long long* cls = ptr<const long long>(classes);
+  if (f64)
+    return fastiou::nms_cuda<double>(ptr<const double>(boxes), ptr<const double>(scores), cls, n, iou_threshold,
+                                     ptr<index_t>(keep), stream_of(stream));
+  return fastiou::nms_cuda<float>(ptr<const float>(boxes), ptr<const double>(scores), cls, n, iou_threshold,
+                                  ptr<index_t>(keep), stream_of(stream));
+}
+
+std::vector<index_t> nms_sweep(const std::string& dtype, std::uintptr_t boxes, std::uintptr_t scores,
+                               std::uintptr_t classes, index_t n, const std::vector<double>& thresholds,
+                               std::uintptr_t keep, std::uintptr_t stream, int device) {
+  check_sizes({n});
+  const bool f64 = is_f64(dtype);
+  if (thresholds.size() > 1u << 20) throw py::value_error("thresholds: at most 2^20 values");
+  const int nthr = static_cast<int>(thresholds.size());
+  std::vector<index_t> counts(thresholds.size(), 0);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  const long long* cls = ptr<const long long>(classes);
+  if (f64)
+    fastiou::nms_sweep_cuda<double>(ptr<const double>(boxes), ptr<const double>(scores), cls, n, thresholds.data(),
+                                    nthr, ptr<index_t>(keep), counts.data(), stream_of(stream));
+  else
+    fastiou::nms_sweep_cuda<float>(ptr<const float>(boxes), ptr<const double>(scores), cls, n, thresholds.data(),
+                                   nthr, ptr<index_t>(keep), counts.data(), stream_of(stream));
+  return counts;
+}
+
+index_t soft_nms(const std::string& dtype, std::uintptr_t boxes, std::uintptr_t scores, index_t n,
+                 double iou_threshold, double sigma, double min_score, int method, std::uintptr_t keep,
+                 std::uintptr_t new_scores, std::uintptr_t stream, int device) {
+  check_sizes({n});
+  if (method < 0 || method > 2) throw py::value_error("method: expected 0 (linear), 1 (gaussian) or 2 (hard)");
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  // The parameters in the compute type, as the CPU loop (and mmcv's float kernel) use them.
+  if (f64)
+    return fastiou::soft_nms_cuda<double>(ptr<const double>(boxes), ptr<const double>(scores), n, iou_threshold,
+                                          sigma, min_score, method, ptr<index_t>(keep), ptr<double>(new_scores),
+                                          stream_of(stream));
+  return fastiou::soft_nms_cuda<float>(ptr<const float>(boxes), ptr<const float>(scores), n,
+                                       static_cast<float>(iou_threshold), static_cast<float>(sigma),
+                                       static_cast<float>(min_score), method, ptr<index_t>(keep),
+                                       ptr<float>(new_scores), stream_of(stream));
+}
+
+void matrix_nms(const std::string& dtype, std::uintptr_t boxes, std::uintptr_t scores, std::uintptr_t labels,
+                index_t n, int kernel, double sigma, std::uintptr_t out, std::uintptr_t stream, int device) {
+  check_sizes({n});
+  if (kernel < 0 || kernel > 1) throw py::value_error("kernel: expected 0 (gaussian) or 1 (linear)");
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  if (f64)
+    fastiou::matrix_nms_cuda<double>(ptr<const double>(boxes), ptr<const double>(scores),
+                                     ptr<const long long>(labels), n, kernel, sigma, ptr<double>(out),
+                                     stream_of(stream));
+  else
+    fastiou::matrix_nms_cuda<float>(ptr<const float>(boxes), ptr<const float>(scores), ptr<const long long>(labels),
+                                    n, kernel, static_cast<float>(sigma), ptr<float>(out), stream_of(stream));
+}
+
+std::size_t multiclass_nms_workspace(index_t n, index_t c, index_t k, index_t images) {
+  check_sizes({n, c, k, images});
+  return fastiou::multiclass_nms_workspace_bytes(images, n, c, k);
+}
+
+// workspace: device memory of workspace_bytes (0: the call allocates one image's worth).
+void multiclass_nms(const std::string& dtype, std::uintptr_t boxes, std::uintptr_t scores, index_t batch,
+                    index_t n, index_t c, index_t cb, double iou_threshold, double score_threshold,
+                    index_t max_per_class, index_t k, std::uintptr_t num, std::uintptr_t out_boxes,
+                    std::uintptr_t out_scores, std::uintptr_t out_classes, std::uintptr_t out_indices,
+                    std::uintptr_t workspace, std::size_t workspace_bytes, std::uintptr_t stream, int device) {
+  check_sizes({batch, n, c, k});
+  if (cb != 1 && cb != c) throw py::value_error("boxes: expected 1 or C boxes per (image, box)");
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  void* ws = reinterpret_cast<void*>(workspace);
+  if (f64)
+    fastiou::multiclass_nms_cuda<double>(ptr<const double>(boxes), ptr<const double>(scores), batch, n, c, cb,
+                                         iou_threshold, score_threshold, max_per_class, k, ptr<index_t>(num),
+                                         ptr<double>(out_boxes), ptr<double>(out_scores), ptr<index_t>(out_classes),
+                                         ptr<index_t>(out_indices), ws, workspace_bytes, stream_of(stream));
+  else
+    fastiou::multiclass_nms_cuda<float>(ptr<const float>(boxes), ptr<const float>(scores), batch, n, c, cb,
+                                        iou_threshold, score_threshold, max_per_class, k, ptr<index_t>(num),
+                                        ptr<float>(out_boxes), ptr<float>(out_scores), ptr<index_t>(out_classes),
+                                        ptr<index_t>(out_indices), ws, workspace_bytes, stream_of(stream));
+}
+
 int device_count() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
@@ -153,6 +255,12 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("box_area", &box_area);
   m.def("box_convert", &box_convert);
   m.def("masks_to_boxes", &masks_to_boxes);
+  m.def("nms", &nms);
+  m.def("nms_sweep", &nms_sweep);
+  m.def("soft_nms", &soft_nms);
+  m.def("matrix_nms", &matrix_nms);
+  m.def("multiclass_nms_workspace", &multiclass_nms_workspace);
+  m.def("multiclass_nms", &multiclass_nms);
   m.def("device_count", &device_count);
   m.def("build_info", &build_info);
 }

@@ -10,12 +10,32 @@ from ._dispatch import backends, use_backend
 from ._errors import InputError
 from .boxes import (box_area, box_convert, box_ioa, box_iou, box_iou_aligned, complete_box_iou,
                     distance_box_iou, generalized_box_iou, masks_to_boxes)
+from .nms import (MulticlassNMSResult, batched_nms, matrix_nms, multiclass_nms, nms, nms_sweep,
+                  soft_nms)
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "backends", "use_backend", "info", "box_area", "box_convert", "box_iou",
+__all__ = ["InputError", "backends", "use_backend", "info", "set_num_threads", "get_num_threads", "box_area", "box_convert", "box_iou",
            "generalized_box_iou", "distance_box_iou", "complete_box_iou", "box_ioa",
-           "box_iou_aligned", "masks_to_boxes", "__version__"]
+           "box_iou_aligned", "masks_to_boxes", "nms", "batched_nms", "nms_sweep", "soft_nms",
+           "matrix_nms", "multiclass_nms", "MulticlassNMSResult", "__version__"]
+
+
+def set_num_threads(num_threads: int) -> None:
+    """Sets how many threads the CPU kernels use (OpenMP; default: all cores).
+
+    Notes:
+        In a process that also runs torch, both may share one OpenMP runtime, so this and
+        ``torch.set_num_threads`` can affect each other.
+    """
+    from . import _C
+    _C.set_num_threads(int(num_threads))
+
+
+def get_num_threads() -> int:
+    """How many threads the CPU kernels use."""
+    from . import _C
+    return int(_C.get_num_threads())
 
 
 def info() -> dict:

@@ -56,8 +56,20 @@ class _Numpy:
         return np.zeros(shape, dtype=dtype)
 
     @staticmethod
+    def full(shape, value, dtype, device):
+        return np.full(shape, value, dtype=dtype)
+
+    @staticmethod
+    def unique_inverse(x):
+        return np.unique(x, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+    @staticmethod
     def host(x):
         return x
+
+    @staticmethod
+    def copy(x):
+        return x.copy()
 
     @staticmethod
     def broadcast_to(x, shape):
@@ -112,9 +124,22 @@ class _Torch:
         torch = cls._torch()
         return torch.zeros(tuple(shape), dtype=getattr(torch, dtype), device=device)
 
+    @classmethod
+    def full(cls, shape, value, dtype, device):
+        torch = cls._torch()
+        return torch.full(tuple(shape), value, dtype=getattr(torch, dtype), device=device)
+
+    @classmethod
+    def unique_inverse(cls, x):
+        return cls._torch().unique(x.detach(), return_inverse=True)[1].reshape(-1).to(cls._torch().int64)
+
     @staticmethod
     def host(x):
         return x.detach().numpy()
+
+    @staticmethod
+    def copy(x):
+        return x.detach().clone()
 
     @staticmethod
     def broadcast_to(x, shape):
@@ -176,9 +201,25 @@ class _Cupy:
         with cp.cuda.Device(int(device.split(":")[1])):
             return cp.zeros(tuple(shape), dtype=dtype)
 
+    @classmethod
+    def full(cls, shape, value, dtype, device):
+        cp = cls._cupy()
+        with cp.cuda.Device(int(device.split(":")[1])):
+            return cp.full(tuple(shape), value, dtype=dtype)
+
+    @classmethod
+    def unique_inverse(cls, x):
+        cp = cls._cupy()
+        with cp.cuda.Device(x.device.id):
+            return cp.unique(x, return_inverse=True)[1].reshape(-1).astype("int64")
+
     @staticmethod
     def host(x):
         raise AssertionError("cupy arrays live on the GPU")
+
+    @staticmethod
+    def copy(x):
+        return x.copy()
 
     @classmethod
     def broadcast_to(cls, x, shape):
@@ -264,7 +305,7 @@ def as_arg(name: str, x) -> Arg:
         return Arg(name, _Torch, x)
     if _is_cupy(x):
         return Arg(name, _Cupy, x)
-    if x is None or isinstance(x, (str, bytes, dict, set)):
+    if x is None or isinstance(x, (str, bytes, dict, set, int, float, complex)):
         raise TypeError(f"{name}: expected an array (numpy, torch, cupy, or a list of numbers), "
                         f"got {type(x).__name__}")
     if hasattr(x, "__cuda_array_interface__"):

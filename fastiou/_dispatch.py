@@ -154,12 +154,12 @@ def select(device: str):
     kind = "cpu" if device == "cpu" else "cuda"
     forced = _forced_backend()
     if forced is not None:
-        if BACKEND_DEVICE[forced] != kind:
-            raise ValueError(f"backend '{forced}' runs on {BACKEND_DEVICE[forced]} arrays but the "
-                             f"arrays are on {device}")
         mod, reason = _backend(forced)
         if mod is None:
             raise RuntimeError(f"backend '{forced}' is not available: {reason}")
+        if BACKEND_DEVICE[forced] != kind:
+            raise ValueError(f"backend '{forced}' runs on {BACKEND_DEVICE[forced]} arrays but the "
+                             f"arrays are on {device}")
         return forced, mod
     reasons = []
     for name in _ORDER[kind]:

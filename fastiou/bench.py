@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import datetime
 import gc
-import importlib
 import importlib.metadata
 import json
 import math
@@ -134,6 +133,14 @@ def _torch_threads(torch, n: int):
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def _stacked(*cms: ContextManager):
+    with contextlib.ExitStack() as stack:
+        for cm in cms:
+            stack.enter_context(cm)
+        yield
+
+
 class Env:
     """What a workload builder needs: device, libraries, backends, and contender factories."""
 
@@ -155,6 +162,9 @@ class Env:
         except Exception as exc:  # missing, or a torch/torchvision mismatch
             self.notes["torch"] = f"torchvision baseline unavailable ({_first_line(exc)}); numpy baseline used"
         self.torch_threads = self.torch.get_num_threads() if self.torch is not None else None
+        if device == "cpu" and self.fastiou_threads(1) is None:
+            self.notes["fastiou threads"] = ("fastiou has no set_num_threads()/get_num_threads(): "
+                                             "no fastiou 1-thread row")
         try:
             self.backends: dict = dict(fastiou.backends())
         except Exception as exc:
@@ -235,6 +245,15 @@ class Env:
                 else contextlib.nullcontext
             call = None if skip else (lambda: fn(*args, **kwargs))
             result.append(Contender(label, "fastiou", call, ctx, skip, expect_type, expect_dtype))
+            # (through OpenMP, only the cpp backend's threads can be set)
+            threads = self.fastiou_threads(1) if self.device == "cpu" and (
+                backend == "cpp" or hasattr(self.fastiou, "set_num_threads")) else None
+            if i == with_out and threads is not None:
+                # One thread, to face torchvision on one thread (a busy second core slows
+                # every 2-thread run, the baseline's and ours alike).
+                result.append(Contender(label + " 1-thread", "fastiou", call,
+                                        lambda c=ctx, t=threads: _stacked(c(), t()), skip,
+                                        expect_type, expect_dtype))
             if i == with_out and out is not None:
                 buf_call = None
                 if not skip:
@@ -243,6 +262,56 @@ class Env:
                 result.append(Contender(label + " out=", "fastiou", buf_call, ctx, skip,
                                         expect_type, expect_dtype, buf if buf_call else None))
         return result
+
+    def fastiou_threads(self, n: int) -> Callable[[], ContextManager] | None:
+        """A context factory running fastiou's CPU kernels on ``n`` threads: through
+        ``fastiou.set_num_threads`` / ``get_num_threads`` when fastiou has them, else through
+        the OpenMP runtime its extension is linked with; ``None`` when neither exists."""
+        set_n = getattr(self.fastiou, "set_num_threads", None)
+        get_n = getattr(self.fastiou, "get_num_threads", None)
+        if set_n is None or get_n is None:
+            set_n, get_n = self._openmp_threads()
+        if set_n is None or get_n is None:
+            return None
+
+        @contextlib.contextmanager
+        def ctx():
+            before = get_n()
+            set_n(n)
+            try:
+                yield
+            finally:
+                set_n(before)
+
+        return ctx
+
+    def _openmp_threads(self):
+        """(set, get) of the OpenMP runtime loaded in this process, when fastiou's extension
+        says it was built with OpenMP; (None, None) otherwise. ``omp_set_num_threads`` acts
+        on the calling thread, which is the one that calls fastiou."""
+        if hasattr(self, "_omp"):
+            return self._omp
+        self._omp = (None, None)
+        build = fastiou_info(self).get("build")
+        if not isinstance(build, dict) or not build.get("openmp"):
+            return self._omp
+        try:
+            import ctypes
+
+            with open("/proc/self/maps") as f:
+                libs = sorted({line.split()[-1] for line in f if line.rstrip().endswith(".so") or ".so." in line})
+            omp = [p for p in libs if os.path.basename(p).startswith(("libgomp", "libomp", "libiomp"))]
+            if len(omp) != 1:  # none, or two runtimes: which one fastiou uses is not known
+                return self._omp
+            lib = ctypes.CDLL(omp[0])
+            set_n, get_n = lib.omp_set_num_threads, lib.omp_get_max_threads
+            set_n.argtypes, set_n.restype, get_n.restype = [ctypes.c_int], None, ctypes.c_int
+            self._omp = (lambda k: set_n(int(k)), lambda: int(get_n()))
+            self.notes["fastiou threads"] = (f"fastiou has no set_num_threads(): its 1-thread row "
+                                             f"calls omp_set_num_threads of {omp[0]}")
+        except Exception:
+            pass
+        return self._omp
 
     def baselines(self, tv_name: str | None, tv_args: tuple, numpy_fn: Callable | None,
                   np_args: tuple, tv_kwargs: dict | None = None) -> list[Contender]:
@@ -406,7 +475,6 @@ class _Run:
     c: Contender
     k: int = 1
     samples: list[float] = field(default_factory=list)
-    result: Any = None
     warmup_s: float | None = None
     error: str | None = None
 
@@ -442,9 +510,8 @@ def _same_buffer(x, buf) -> bool:
     return x is buf or (_data_ptr(x) is not None and _data_ptr(x) == _data_ptr(buf))
 
 
-def _check(env: Env, case: Case, run: _Run, ref: np.ndarray | None) -> str:
-    """``ok`` or what is wrong with a fastiou result (type, dtype, shape, values)."""
-    x = run.result
+def _check(env: Env, case: Case, run: _Run, x: Any, ref: np.ndarray | None) -> str:
+    """``ok`` or what is wrong with fastiou's result ``x`` (type, dtype, shape, values)."""
     problems = []
     c = run.c
     if c.expect_type and env.type_of(x) != c.expect_type:
@@ -478,38 +545,42 @@ def measure(env: Env, case: Case, repeats: int, min_sample: float, case_budget: 
     live = [r for r in runs if r.error is None]
     gc.collect()
     t_case = time.perf_counter()
-    for r in live:  # warm-up, calibration
+    ref: list = []  # [float64 reference] once known
+    ref_note = None
+    checks = {}
+    for r in live:  # warm-up and calibration, in contender order (baselines come first)
         try:
             with r.c.context():
                 env.sync()
                 t0 = time.perf_counter()
-                r.result = r.c.call()
+                result = r.c.call()
                 env.sync()
                 r.warmup_s = time.perf_counter() - t0
-            if r.warmup_s < min_sample:
-                one = timer.sample(r.c, 1)
-                r.k = max(1, min(100000, math.ceil(min_sample / max(one, 1e-9))))
+            if r.c.kind == "baseline" and not ref and case.reference is None:
+                ref.append(env.to_numpy(result))
+            if r.c.kind == "fastiou":
+                if not ref and case.reference is not None and ref_note is None:
+                    try:
+                        ref.append(case.reference())
+                    except Exception as exc:
+                        ref_note = f"reference failed: {_first_line(exc)}"
+                try:
+                    checks[r.c.name] = _check(env, case, r, result, ref[0] if ref else None)
+                except Exception as exc:
+                    checks[r.c.name] = f"check failed: {_first_line(exc)}"
+            del result  # keep one result alive at a time
+            if r.warmup_s < max(1.0, 10 * min_sample):
+                # k from the fastest of a few calls after the warm-up (which may have compiled
+                # something): a call caught by a scheduler stall would give a small k, and
+                # then every sample would carry a whole stall.
+                times: list[float] = []
+                while len(times) < 4 and sum(times) < 2 * min_sample:
+                    times.append(timer.sample(r.c, 1))
+                r.k = max(1, min(100000, math.ceil(min_sample / max(min(times), 1e-9))))
         except Exception as exc:
             r.error = _first_line(exc)
     live = [r for r in live if r.error is None]
-
-    ref = None
-    ref_note = None
-    try:
-        if case.reference is not None:
-            ref = case.reference()
-        else:
-            base = next((r for r in runs if r.c.kind == "baseline" and r.error is None), None)
-            ref = env.to_numpy(base.result) if base is not None else None
-    except Exception as exc:
-        ref_note = f"reference failed: {_first_line(exc)}"
-    checks = {}
-    for r in live:
-        if r.c.kind == "fastiou":
-            checks[r.c.name] = _check(env, case, r, ref)
-    for r in runs:
-        r.result = None  # free the warm-up results before timing
-    ref = None
+    ref.clear()
 
     gc.collect()
     gc_was_enabled = gc.isenabled()
@@ -560,12 +631,21 @@ def rows_of(record: dict) -> list[dict]:
     fast = [n for n, c in cs.items() if c["kind"] == "fastiou"]
     floor = cs.get("floor", {}).get("median_s")
     floor_write = cs.get("floor write", {}).get("median_s")
-    # Further baselines face the first fastiou variant that was measured (not an out= one).
-    measured = [f for f in fast if cs[f]["median_s"] is not None]
+    # A "... 1-thread" fastiou variant faces the "... 1-thread" baseline (when there is one);
+    # the other variants face the first baseline; a further baseline with no variant of its
+    # own faces the first measured fastiou variant (not an out= one).
+    one = "1-thread"
+    base1 = next((b for b in base if b.endswith(one)), None)
+    measured = [f for f in fast if cs[f]["median_s"] is not None and not f.endswith(one)]
     main_fast = next((f for f in measured if not f.endswith(" out=")), measured[0] if measured else
                      (fast[0] if fast else None))
-    pairs = [(base[0] if base else None, f) for f in fast]
-    pairs += [(b, main_fast) for b in base[1:] if fast]
+    first = base[0] if base else None
+    pairs = [(base1 if f.endswith(one) and base1 else first, f) for f in fast]
+    for b in base[1:]:
+        if b == base1 and any(f.endswith(one) and cs[f]["median_s"] is not None for f in fast):
+            continue
+        if fast:
+            pairs.append((b, main_fast))
     if not fast:
         pairs = [(b, None) for b in base]
     rows = []
@@ -854,8 +934,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({env.notes.get('torch') or 'torch.cuda.is_available() is False'})", file=sys.stderr)
             return 2
     repeats = args.repeats or (3 if args.quick else 7)
-    min_sample = args.min_sample or ((0.02 if args.device == "cuda" else 0.01) if args.quick
-                                     else (0.05 if args.device == "cuda" else 0.03))
+    min_sample = args.min_sample or (0.02 if args.quick else 0.05)
     case_budget = 8.0 if args.quick else 40.0
 
     doc: dict[str, Any] = {

@@ -285,6 +285,8 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
     is_int = dt not in ("float16", "bfloat16", "float32", "float64")
     cdt = "float64" if is_int else ("float64" if dt == "float64" else "float32")
     rdt = "float32" if is_int and "cxcywh" in (in_fmt, out_fmt) and in_fmt != out_fmt else dt
+    if i == o:  # torchvision returns boxes.clone(): converting through xyxy would round
+        return a.lib.copy(a.x)
     k = int(np.prod(a.shape[:-1], dtype=np.int64))
     if k == 0:
         return a.lib.empty(a.shape, rdt, device)

@@ -79,6 +79,16 @@ DTYPE_EPS = {
 }
 
 
+def host_cast(a, dtype: str) -> np.ndarray:
+    """A new numpy array of ``a`` cast to ``dtype``: integers rounded first, and overflow to
+    infinity allowed (1e6 in float16 is inf on purpose)."""
+    a = np.asarray(a)
+    if dtype.startswith(("int", "uint")) and a.dtype.kind == "f":
+        a = np.round(a)
+    with np.errstate(over="ignore"):
+        return np.array(a, dtype=dtype, copy=True)
+
+
 def _fastiou():
     import fastiou
 
@@ -120,17 +130,15 @@ class Combo:
         a = np.asarray(a)
         dtype = dtype or a.dtype.name
         self.supports(dtype)
-        if dtype.startswith(("int", "uint")) and a.dtype.kind == "f":
-            a = np.round(a)
+        if self.library == "torch" and dtype == "bfloat16":
+            import torch
+
+            return torch.from_numpy(np.array(a, dtype=np.float64, copy=True)).to(torch.bfloat16).to(self.device)
+        host = host_cast(a, dtype)
         if self.library == "torch":
             import torch
 
-            if dtype == "bfloat16":
-                t = torch.from_numpy(np.array(a, dtype=np.float64, copy=True)).to(torch.bfloat16)
-            else:
-                t = torch.from_numpy(np.array(a, dtype=dtype, copy=True))
-            return t.to(self.device)
-        host = np.array(a, dtype=dtype, copy=True)
+            return torch.from_numpy(host).to(self.device)
         if self.library == "cupy":
             return self.xp.asarray(host)
         return host

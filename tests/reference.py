@@ -15,12 +15,22 @@ Conventions (shared by every function here):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 FMTS = ("xyxy", "xywh", "cxcywh")
 MODES = ("iou", "giou", "diou", "ciou", "ioa")
+
+
+def _quiet(fn):
+    """IEEE results (inf - inf = NaN, x / 0 = inf) without numpy's warnings."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _f64(a) -> np.ndarray:
@@ -33,6 +43,7 @@ def _check_fmt(fmt: str) -> None:
 
 
 # --------------------------------------------------------------------------- formats
+@_quiet
 def to_xyxy(boxes, fmt: str) -> np.ndarray:
     """``(..., 4)`` boxes in ``fmt`` -> ``(..., 4)`` xyxy."""
     _check_fmt(fmt)
@@ -46,6 +57,7 @@ def to_xyxy(boxes, fmt: str) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
 
 
+@_quiet
 def from_xyxy(boxes, fmt: str) -> np.ndarray:
     """``(..., 4)`` xyxy boxes -> ``(..., 4)`` in ``fmt``."""
     _check_fmt(fmt)
@@ -63,6 +75,7 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- areas
+@_quiet
 def area(boxes, fmt: str = "xyxy") -> np.ndarray:
     """``(..., N)``: width * height, not clamped (an inverted box has a positive area)."""
     _check_fmt(fmt)
@@ -77,6 +90,7 @@ def _pairs(boxes1, boxes2):
     return _f64(boxes1)[..., :, None, :], _f64(boxes2)[..., None, :, :]
 
 
+@_quiet
 def inter(boxes1, boxes2) -> np.ndarray:
     """``(..., N, M)`` intersection areas of xyxy boxes; width and height clamped at 0."""
     a, b = _pairs(boxes1, boxes2)
@@ -85,6 +99,7 @@ def inter(boxes1, boxes2) -> np.ndarray:
     return w * h
 
 
+@_quiet
 def enclosing_wh(boxes1, boxes2):
     """``(..., N, M)`` width and height of the smallest box enclosing both, clamped at 0."""
     a, b = _pairs(boxes1, boxes2)
@@ -94,6 +109,7 @@ def enclosing_wh(boxes1, boxes2):
 
 
 # --------------------------------------------------------------------------- pairwise
+@_quiet
 def iou(boxes1, boxes2, fmt: str = "xyxy") -> np.ndarray:
     """``inter / (area1 + area2 - inter)``; 0/0 is NaN."""
     x1, x2 = to_xyxy(boxes1, fmt), to_xyxy(boxes2, fmt)
@@ -103,6 +119,7 @@ def iou(boxes1, boxes2, fmt: str = "xyxy") -> np.ndarray:
         return i / union
 
 
+@_quiet
 def giou(boxes1, boxes2) -> np.ndarray:
     """``iou - (C - union) / C`` with C the enclosing box's area."""
     i = inter(boxes1, boxes2)
@@ -113,11 +130,13 @@ def giou(boxes1, boxes2) -> np.ndarray:
         return i / union - (c - union) / c
 
 
+@_quiet
 def _centers(boxes):
     b = _f64(boxes)
     return (b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2
 
 
+@_quiet
 def diou(boxes1, boxes2, eps: float = 1e-7) -> np.ndarray:
     """``iou - rho^2 / (c^2 + eps)``: rho between centers, c the enclosing box's diagonal."""
     cx1, cy1 = _centers(boxes1)
@@ -128,6 +147,7 @@ def diou(boxes1, boxes2, eps: float = 1e-7) -> np.ndarray:
         return iou(boxes1, boxes2) - rho2 / (cw ** 2 + ch ** 2 + eps)
 
 
+@_quiet
 def ciou(boxes1, boxes2, eps: float = 1e-7) -> np.ndarray:
     """``diou - alpha * v``, ``v = 4/pi^2 (atan(w1/h1) - atan(w2/h2))^2``, ``alpha = v / (1 - iou + v + eps)``."""
     b1, b2 = _f64(boxes1), _f64(boxes2)
@@ -139,6 +159,7 @@ def ciou(boxes1, boxes2, eps: float = 1e-7) -> np.ndarray:
         return diou(b1, b2, eps) - alpha * v
 
 
+@_quiet
 def ioa(boxes1, boxes2) -> np.ndarray:
     """Intersection over the area of **boxes1** (mmcv ``iof``, pycocotools' crowd rule)."""
     with np.errstate(divide="ignore", invalid="ignore"):

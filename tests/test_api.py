@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -30,8 +31,10 @@ def run_python(code: str, **env_overrides) -> str:
     """Run ``code`` in a fresh interpreter (FASTIOU_BACKEND cleared); return its stdout."""
     env = {k: v for k, v in os.environ.items() if k != "FASTIOU_BACKEND"}
     env.update(env_overrides)
+    # Run outside the source tree: from the repository root, "-c" would import the source
+    # folder fastiou/ (without its built extension) instead of the installed package.
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=300, cwd=tempfile.gettempdir())
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -64,6 +67,13 @@ def host_array(lib: str, a: np.ndarray):
 
         return torch.from_numpy(np.array(a, copy=True))
     return np.array(a, copy=True)
+
+
+def first_available_host_backend() -> str:
+    for name in HOST_BACKENDS:
+        if fastiou.backends()[name]["available"]:
+            return name
+    pytest.skip("no host backend available")
 
 
 def need_gpu() -> str:
@@ -156,8 +166,8 @@ def test_input_error_is_value_error_and_runtime_error():
     lambda x: fastiou.box_convert(x, "xyxy", "xywh"),
     lambda x: fastiou.masks_to_boxes(x),
 ], ids=["box_iou-1", "box_iou-2", "giou", "diou", "ciou", "ioa", "aligned", "area", "convert", "masks"])
-@pytest.mark.parametrize("value", ["boxes", {"boxes": [0, 0, 1, 1]}, None, 3.5, object()],
-                         ids=["str", "dict", "None", "float", "object"])
+@pytest.mark.parametrize("value", ["boxes", b"boxes", {"boxes": [0, 0, 1, 1]}, None, object()],
+                         ids=["str", "bytes", "dict", "None", "object"])
 def test_wrong_type_is_type_error(call, value):
     with pytest.raises(TypeError):
         call(value)
@@ -321,6 +331,8 @@ print(json.dumps(loaded()))
 def test_env_var_is_read_at_call_time():
     if not fastiou.backends()["numba"]["available"]:
         pytest.skip("numba backend unavailable: " + fastiou.backends()["numba"]["reason"])
+    if not fastiou.backends()["cpp"]["available"]:
+        pytest.skip("cpp unavailable: numba is the default, forcing it is not observable")
     out = run_python(LOADED + """
 import os, numpy as np, fastiou
 b = np.array([[0, 0, 2, 2]], np.float32); c = np.array([[0, 0, 2, 1]], np.float32)
@@ -342,30 +354,75 @@ def test_env_var_forces_numba_in_process(monkeypatch):
     np.testing.assert_array_equal(fastiou.box_iou(A, B), A_B_IOU)
 
 
-@pytest.mark.parametrize("name", ["cpp", "numba", "cuda", "cupy"])
-def test_forcing_an_unavailable_backend_raises_its_reason(name):
+def arrays_for(name: str):
+    """Arrays on the device ``name`` runs on, or a skip (a GPU backend needs GPU arrays:
+    on host arrays it is a ValueError, whether or not it is available)."""
     entry = fastiou.backends()[name]
     if entry["available"]:
         pytest.skip(f"{name} is available here")
+    if entry["device"] == "cpu":
+        return A, B
     gpu = any_gpu_library()
-    args = (A, B) if entry["device"] == "cpu" or gpu is None else (gpu_array(gpu, A), gpu_array(gpu, B))
+    if gpu is None:
+        pytest.skip(f"{name} is unavailable, but there are no GPU arrays to force it on")
+    return gpu_array(gpu, A), gpu_array(gpu, B)
+
+
+@pytest.mark.parametrize("name", ["cpp", "numba", "cuda", "cupy"])
+def test_forcing_an_unavailable_backend_raises_its_reason(name):
+    args = arrays_for(name)
+    reason = fastiou.backends()[name]["reason"]
     with pytest.raises(RuntimeError) as ei:
         with fastiou.use_backend(name):
             fastiou.box_iou(*args)
-    assert entry["reason"] in str(ei.value), f"{ei.value!r} does not carry the reason {entry['reason']!r}"
+    assert reason in str(ei.value), f"{ei.value!r} does not carry the reason {reason!r}"
 
 
 @pytest.mark.parametrize("name", ["cpp", "numba", "cuda", "cupy"])
 def test_env_var_naming_an_unavailable_backend_raises_its_reason(name, monkeypatch):
-    entry = fastiou.backends()[name]
-    if entry["available"]:
-        pytest.skip(f"{name} is available here")
-    gpu = any_gpu_library()
-    args = (A, B) if entry["device"] == "cpu" or gpu is None else (gpu_array(gpu, A), gpu_array(gpu, B))
+    args = arrays_for(name)
+    reason = fastiou.backends()[name]["reason"]
     monkeypatch.setenv("FASTIOU_BACKEND", name)
     with pytest.raises(RuntimeError) as ei:
         fastiou.box_iou(*args)
-    assert entry["reason"] in str(ei.value)
+    assert reason in str(ei.value)
+
+
+def test_missing_numba_is_reported_and_refused():
+    """numba made unimportable: backends() says why, forcing it raises RuntimeError with that
+    reason (as use_backend and as FASTIOU_BACKEND), and the default host backend still works."""
+    if not fastiou.backends()["cpp"]["available"]:
+        pytest.skip("cpp unavailable: nothing would run without numba")
+    out = run_python("""
+import sys, os, json
+sys.modules['numba'] = None            # import numba -> ImportError
+import numpy as np, fastiou
+b = np.array([[0, 0, 2, 2]], np.float32); c = np.array([[0, 0, 2, 1]], np.float32)
+entry = fastiou.backends()['numba']
+res = {'entry': entry, 'default': fastiou.box_iou(b, c).tolist()}
+for how in ('use_backend', 'env'):
+    try:
+        if how == 'env':
+            os.environ['FASTIOU_BACKEND'] = 'numba'
+            fastiou.box_iou(b, c)
+        else:
+            with fastiou.use_backend('numba'):
+                fastiou.box_iou(b, c)
+        res[how] = None
+    except Exception as e:
+        res[how] = [type(e).__name__, isinstance(e, RuntimeError), str(e)]
+    os.environ.pop('FASTIOU_BACKEND', None)
+print(json.dumps(res))
+""")
+    res = json.loads(out)
+    entry = res["entry"]
+    assert entry["available"] is False and "numba" in entry["reason"].lower(), entry
+    assert res["default"] == [[0.5]]
+    for how in ("use_backend", "env"):
+        assert res[how] is not None, f"forcing a missing numba via {how} did not raise"
+        name, is_runtime, msg = res[how]
+        assert is_runtime, f"{how}: {name} is not a RuntimeError: {msg}"
+        assert entry["reason"] in msg, f"{how}: {msg!r} does not carry {entry['reason']!r}"
 
 
 @pytest.mark.parametrize("how", ["use_backend", "env"])
@@ -386,7 +443,8 @@ def test_use_backend_is_undone_on_exit_and_on_error():
     if not missing:
         pytest.skip("every backend is available: nothing observable to force")
     name = missing[0]
-    with pytest.raises(RuntimeError):
+    # forced and unusable on host arrays: RuntimeError (unavailable) or ValueError (wrong device)
+    with pytest.raises((RuntimeError, ValueError)):
         with fastiou.use_backend(name):
             fastiou.box_iou(A, B)
     np.testing.assert_array_equal(fastiou.box_iou(A, B), A_B_IOU)       # undone after an error
@@ -394,8 +452,8 @@ def test_use_backend_is_undone_on_exit_and_on_error():
         with fastiou.use_backend(name):
             raise KeyError("inside")
     np.testing.assert_array_equal(fastiou.box_iou(A, B), A_B_IOU)
-    with fastiou.use_backend("cpp"):
-        with pytest.raises(RuntimeError):
+    with fastiou.use_backend(first_available_host_backend()):
+        with pytest.raises((RuntimeError, ValueError)):
             with fastiou.use_backend(name):
                 fastiou.box_iou(A, B)
         np.testing.assert_array_equal(fastiou.box_iou(A, B), A_B_IOU)   # the outer one is back
@@ -407,8 +465,9 @@ def test_use_backend_overrides_the_env_var(monkeypatch):
         missing += [n for n, e in fastiou.backends().items() if not e["available"]]
     if not missing:
         pytest.skip("every backend is available: nothing observable to force")
+    host = first_available_host_backend()
     monkeypatch.setenv("FASTIOU_BACKEND", missing[0])
-    with fastiou.use_backend("cpp"):
+    with fastiou.use_backend(host):
         np.testing.assert_array_equal(fastiou.box_iou(A, B), A_B_IOU)
 
 

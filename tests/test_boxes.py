@@ -17,6 +17,7 @@ import pytest
 
 import fastiou
 import reference as ref
+from conftest import host_cast
 from fastiou import _inputs
 
 FLOATS = ["float16", "bfloat16", "float32", "float64"]
@@ -91,9 +92,15 @@ def workload(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return b1, b2
 
 
+def edge_boxes() -> np.ndarray:
+    """``degenerate_boxes()`` plus half-inverted boxes (negative area: a union of 0 against
+    their mirror image) and a box with a fractional side."""
+    return np.concatenate([_inputs.degenerate_boxes(),
+                           [[0, 10, 10, 0], [10, 0, 0, 10], [3, 3, 7, 7.5]]])
+
+
 def degenerate_with_nan() -> np.ndarray:
-    d = _inputs.degenerate_boxes()
-    return np.concatenate([d, [[np.nan, 0, 10, 10], [0, 0, 10, np.nan]]])
+    return np.concatenate([edge_boxes(), [[np.nan, 0, 10, 10], [0, 0, 10, np.nan]]])
 
 
 def tv_tensor(torch, values: np.ndarray, dtype: str):
@@ -139,7 +146,7 @@ def test_reference_broadcast_matches_its_loops(mode):
     loops = ref.pairwise_by_loops(mode, b1, b2)
     assert_close(ref.PAIRWISE[mode](b1, b2), loops, 1e-14, 1e-14, f"reference {mode}")
     n = min(len(b1), len(b2))
-    assert_close(ref.aligned(b1[:n], b2[:n], mode), np.diag(loops[:n, :n]), 0, 0, f"aligned {mode}")
+    assert_close(ref.aligned(b1[:n], b2[:n], mode), np.diag(loops[:n, :n]), 1e-14, 1e-14, f"aligned {mode}")
 
 
 def test_reference_known_values():
@@ -182,6 +189,26 @@ def test_pairwise_matches_torchvision(combo, op, dtype, tv_ops, tv_torch):
                                tv_tensor(tv_torch, combo.rounded(x2), dtype))
     assert combo.dtype_name(res) == str(want.dtype).removeprefix("torch.")
     compare_to_torchvision(op, dtype, combo.to_numpy(res), tv_numpy(tv_torch, want))
+
+
+@pytest.mark.parametrize("dtype", INTS)
+@pytest.mark.parametrize("op", PAIRWISE)
+def test_integer_boxes_are_computed_in_float64(combo, op, dtype):
+    """Coordinates near 3e7 with sides of a few units: float32 cannot hold them (its spacing
+    there is 2), float64 can, and the float32 result is then one rounding of the exact value."""
+    rng = np.random.default_rng(7)
+    base = np.array([3.0e7 + 1, 2.0e7 + 3])
+    xy = base + rng.integers(0, 40, size=(40, 2))
+    wh = rng.integers(1, 30, size=(40, 2))
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    b1, b2 = boxes[:25], boxes[15:]
+    x1, x2 = combo.asarray(b1, dtype), combo.asarray(b2, dtype)
+    got = combo.to_numpy(call(op, x1, x2))
+    want = ref_pairwise(op, b1, b2)
+    assert np.nanmax(want) > 0.3
+    assert_close(got, want, LOW_TOL, LOW_TOL, f"{op}[{dtype}] near 3e7")
+    if op == "box_iou":
+        assert_same(got, want.astype(np.float32), "integer IoU is the exact quotient, rounded once")
 
 
 def test_box_iou_large_matches_torchvision(combo, tv_ops, tv_torch):
@@ -255,7 +282,7 @@ def test_iou_one_half_in_xywh_and_cxcywh(combo):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", PAIRWISE)
 def test_degenerate_boxes_match_reference(combo, op, dtype):
-    d = _inputs.degenerate_boxes()
+    d = edge_boxes()
     x = combo.asarray(d, dtype)
     res = call(op, x, x)
     combo.check_native(res, dtype=result_dtype(dtype), shape=(len(d), len(d)))
@@ -286,7 +313,10 @@ def test_degenerate_named_values(combo, dtype):
     assert m[8, 8] == 1.0 and m[8, 0] == 0.0, "negative coordinates"
     assert m[9, 9] == 1.0 and m[9, 0] == 0.0, "large coordinates"
     a = combo.to_numpy(fastiou.box_area(combo.asarray(d, dtype)))
-    assert a[6] == 100 and a[3] == 0 and a[9] == 25
+    assert a[6] == 100 and a[3] == 0 and a[9] == 25, "areas are not clamped"
+    h = combo.asarray([[0, 10, 10, 0], [0, 0, 10, 10]], dtype)
+    assert combo.to_numpy(fastiou.box_area(h)).tolist() == [-100, 100], "a half-inverted box has a negative area"
+    assert np.isnan(combo.to_numpy(fastiou.box_iou(h, h))[0, 1]), "union -100 + 100 - 0 = 0: NaN"
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
@@ -382,7 +412,7 @@ AREA_DTYPE = {  # torchvision's box_area: _upcast keeps int32/int64, fp16/bf16 -
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fmt", FMTS)
 def test_box_area(combo, fmt, dtype, tv_ops, tv_torch):
-    b = ref.from_xyxy(np.concatenate([workload(7)[0], _inputs.degenerate_boxes()]), fmt)
+    b = ref.from_xyxy(np.concatenate([workload(7)[0], edge_boxes()]), fmt)
     x = combo.asarray(b, dtype)
     res = fastiou.box_area(x, fmt=fmt)
     combo.check_native(res, shape=(len(b),))
@@ -462,7 +492,7 @@ def test_unknown_format_is_value_error(combo):
 # --------------------------------------------------------------------------- aligned
 def aligned_inputs():
     b1, b2 = workload(11)
-    d = _inputs.degenerate_boxes()
+    d = edge_boxes()
     return np.concatenate([b1[:60], d]), np.concatenate([b2[:60], d[::-1]])
 
 
@@ -710,8 +740,8 @@ def test_backends_agree(combo, op, dtype):
     if not fastiou.backends()[baseline]["available"]:
         pytest.skip(f"baseline backend {baseline} unavailable: {fastiou.backends()[baseline]['reason']}")
     b1, b2 = workload(16)
-    b1 = np.concatenate([b1, _inputs.degenerate_boxes()])
-    b2 = b2[: len(b1)]
+    b1 = np.concatenate([b1, edge_boxes()])
+    b2 = np.concatenate([b2, edge_boxes()[::-1]])[: len(b1)]
     masks = _inputs.random_masks(8, 20, 30, seed=16, empty_every=3)
 
     def run(x1, x2, m):
@@ -727,8 +757,7 @@ def test_backends_agree(combo, op, dtype):
 
     got = combo.to_numpy(run(combo.asarray(b1, dtype), combo.asarray(b2, dtype), combo.asarray(masks, "uint8")))
     with fastiou.use_backend(baseline):
-        want = run(np.array(b1).astype(dtype) if dtype not in INTS else np.round(b1).astype(dtype),
-                   np.array(b2).astype(dtype) if dtype not in INTS else np.round(b2).astype(dtype), masks)
+        want = run(host_cast(b1, dtype), host_cast(b2, dtype), masks)
     assert got.dtype == want.dtype
     assert_close(got, want, 1e-6, 1e-6, f"{op}[{dtype}] {combo} vs numpy-{baseline}")
 

@@ -10,6 +10,13 @@ outputs are preallocated by fastiou/_dispatch.py's caller and written in place):
     box_area(boxes (N,4), out (N,), fmt)
     box_convert(boxes (N,4), out (N,4), in_fmt, out_fmt)
     masks_to_boxes(masks uint8 (N,H,W), out float32 (N,4))
+    nms(boxes (N,4), scores float64 (N,), classes int64 (N,) | None, iou_threshold, keep int64 (N,)) -> K
+    nms_sweep(boxes, scores, classes | None, thresholds list, keep int64 (T,N)) -> [K_t]
+    soft_nms(boxes, scores (N,), iou_threshold, sigma, min_score, method, keep, new_scores) -> K
+    matrix_nms(boxes, scores (N,), labels int64 (N,), kernel, sigma, out (N,))
+    multiclass_nms(boxes (B,N,1|C,4), scores (B,N,C), iou_threshold, score_threshold,
+                   max_per_class (-1: none), num (B,), out_boxes (B,K,4), out_scores (B,K),
+                   out_classes (B,K), out_indices (B,K))
 
 GPU functions also take ``stream=`` (the caller's current stream) and never synchronise.
 """

@@ -44,3 +44,96 @@ def masks_to_boxes(masks, out, *, stream):
     n, h, w = masks.shape
     _check(masks.dtype == "uint8" and out.shape == (n, 4) and out.dtype == "float32", "masks_to_boxes")
     _ext.masks_to_boxes(masks.ptr, out.ptr, n, h, w, stream, masks.device)
+
+
+# Suppression. The counts these return are the one host synchronisation each allows.
+
+def nms(boxes, scores, classes, iou_threshold, keep, *, stream):
+    n = boxes.shape[0]
+    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == "float64"
+           and keep.shape == (n,) and keep.dtype == "int64"
+           and (classes is None or (classes.shape == (n,) and classes.dtype == "int64")), "nms")
+    if n == 0:
+        return 0
+    return _ext.nms(boxes.dtype, boxes.ptr, scores.ptr, 0 if classes is None else classes.ptr, n,
+                    float(iou_threshold), keep.ptr, stream, boxes.device)
+
+
+def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
+    n = boxes.shape[0]
+    ths = [float(t) for t in thresholds]
+    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == "float64"
+           and keep.shape == (len(ths), n) and keep.dtype == "int64"
+           and (classes is None or (classes.shape == (n,) and classes.dtype == "int64")), "nms_sweep")
+    if n == 0 or not ths:
+        return [0] * len(ths)
+    return list(_ext.nms_sweep(boxes.dtype, boxes.ptr, scores.ptr, 0 if classes is None else classes.ptr, n,
+                               ths, keep.ptr, stream, boxes.device))
+
+
+def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_scores, *, stream):
+    n = boxes.shape[0]
+    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == boxes.dtype
+           and keep.shape == (n,) and keep.dtype == "int64" and new_scores.shape == (n,)
+           and new_scores.dtype == boxes.dtype, "soft_nms")
+    if n == 0:
+        return 0
+    return _ext.soft_nms(boxes.dtype, boxes.ptr, scores.ptr, n, float(iou_threshold), float(sigma),
+                         float(min_score), int(method), keep.ptr, new_scores.ptr, stream, boxes.device)
+
+
+def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
+    n = boxes.shape[0]
+    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == boxes.dtype
+           and labels.shape == (n,) and labels.dtype == "int64" and out.shape == (n,)
+           and out.dtype == boxes.dtype, "matrix_nms")
+    if n == 0:
+        return
+    _ext.matrix_nms(boxes.dtype, boxes.ptr, scores.ptr, labels.ptr, n, int(kernel), float(sigma), out.ptr,
+                    stream, boxes.device)
+
+
+#: Workspace of multiclass_nms: as many images at once as fit in this many bytes (at least one).
+MC_WORKSPACE_BUDGET = 256 << 20
+
+
+def _device_buffer(like, nbytes: int):
+    """(buffer, pointer): nbytes of device memory from the caller's own allocator (torch's
+    caching allocator or cupy's pool, on the caller's stream, so CUDA-graph capture sees an
+    ordinary allocation); (None, 0) for other libraries (the extension then allocates)."""
+    owner = like.owner
+    mod = type(owner).__module__ or ""
+    if mod.startswith("torch"):
+        import torch
+        buf = owner.new_empty((nbytes,), dtype=torch.uint8)
+        return buf, buf.data_ptr()
+    if mod.startswith("cupy"):
+        import cupy
+        with cupy.cuda.Device(like.device):
+            buf = cupy.empty(nbytes, dtype=cupy.uint8)
+        return buf, buf.data.ptr
+    return None, 0
+
+
+def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class, num, out_boxes, out_scores,
+                   out_classes, out_indices, *, stream):
+    bsz, n, c = scores.shape
+    cb = boxes.shape[2]
+    k = out_scores.shape[1]
+    _check(boxes.shape == (bsz, n, cb, 4) and cb in (1, c) and scores.dtype == boxes.dtype
+           and num.shape == (bsz,) and out_boxes.shape == (bsz, k, 4) and out_scores.shape == (bsz, k)
+           and out_classes.shape == (bsz, k) and out_indices.shape == (bsz, k)
+           and out_boxes.dtype == out_scores.dtype == boxes.dtype
+           and num.dtype == out_classes.dtype == out_indices.dtype == "int64", "multiclass_nms")
+    if bsz == 0 or k == 0:
+        return
+    if c == 0:
+        raise ValueError("multiclass_nms: scores need at least one class (C >= 1)")
+    one = _ext.multiclass_nms_workspace(n, c, k, 1)
+    group = max(1, min(bsz, MC_WORKSPACE_BUDGET // one))
+    ws, ws_ptr = _device_buffer(boxes, _ext.multiclass_nms_workspace(n, c, k, group))
+    _ext.multiclass_nms(boxes.dtype, boxes.ptr, scores.ptr, bsz, n, c, cb, float(iou_threshold),
+                        float(score_threshold), int(max_per_class), k, num.ptr, out_boxes.ptr, out_scores.ptr,
+                        out_classes.ptr, out_indices.ptr, ws_ptr, 0 if ws is None else ws.nbytes, stream,
+                        boxes.device)
+    del ws  # the caller's allocator reuses it in stream order

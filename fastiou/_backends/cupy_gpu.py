@@ -1,42 +1,25 @@
 """The ``cupy`` backend: the kernels of csrc/kernels/ compiled at run time with NVRTC.
 
 The same ``.cuh`` files that nvcc builds into fastiou._C_cuda, shipped as package data
-(fastiou/_csrc/, or csrc/ of a source checkout), compiled with the same flags that matter
-(C++17, --fmad=false) and launched with the same grid shapes as csrc/cuda/*.cu.
+(fastiou/_csrc/, or csrc/ of a source checkout; see kernel_sources.py), compiled with the
+flags that matter (C++17, --fmad=false) and launched with the grid shapes of csrc/cuda/*.cu.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+import warnings
 
 import cupy as cp
 import numpy as np
 
-_HERE = Path(__file__).resolve().parent.parent
-
-
-def source_dirs() -> tuple[Path, Path]:
-    """(include dir, kernels dir) of the kernel sources."""
-    for base in (_HERE / "_csrc", _HERE.parent / "csrc"):
-        if (base / "kernels").is_dir() and (base / "include" / "fastiou").is_dir():
-            return base / "include", base / "kernels"
-    raise RuntimeError("fastiou kernel sources not found (neither fastiou/_csrc nor csrc/)")
-
+from .kernel_sources import INSTANCES, options
 
 _TYPES = {"float32": "float", "float64": "double"}
 _SCALAR = {"float32": np.float32, "float64": np.float64}
 _MODULES: dict[str, object] = {}
 _lock = threading.Lock()
 
-# Every kernel instance each source file holds, compiled together on first use.
-_INSTANCES = {
-    "box_iou.cuh": [f"fastiou::box_{k}_kernel<{t}, {m}>" for k in ("pairwise", "aligned")
-                    for t in ("float", "double") for m in range(5)],
-    "box_elementwise.cuh": [f"fastiou::box_{k}_kernel<{t}>" for k in ("area", "convert")
-                            for t in ("float", "double")],
-    "masks_to_boxes.cuh": ["fastiou::masks_to_boxes_kernel"],
-}
 _PAIRWISE_ROWS = 16  # kPairwiseRows in box_iou.cuh
 _MASKS_THREADS = 256  # kMasksThreads in masks_to_boxes.cuh
 
@@ -47,10 +30,8 @@ def _module(filename: str):
         with _lock:
             mod = _MODULES.get(filename)
             if mod is None:
-                inc, ker = source_dirs()
-                mod = cp.RawModule(code=f'#include "{filename}"\n',
-                                   options=("-std=c++17", "--fmad=false", f"-I{inc}", f"-I{ker}"),
-                                   name_expressions=_INSTANCES[filename])
+                mod = cp.RawModule(code=f'#include "{filename}"\n', options=options(),
+                                   name_expressions=INSTANCES[filename])
                 mod.compile()
                 _MODULES[filename] = mod
     return mod
@@ -70,8 +51,21 @@ def _grid_for(work: int, per_block: int) -> int:
     return int(min(max(1, -(-work // per_block)), 1 << 20))
 
 
+def _external_stream(ptr: int, device: int):
+    """A cupy Stream object for the caller's stream (cupy 14 renamed ExternalStream)."""
+    make = getattr(cp.cuda.Stream, "from_external", None)
+    if make is not None:
+        try:
+            return make(ptr, device)
+        except Exception:  # another signature: fall back to the older class below
+            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cp.cuda.ExternalStream(ptr, device)
+
+
 def _launch(filename, name, grid, block, device, stream, args):
-    with cp.cuda.Device(device), cp.cuda.ExternalStream(stream, device):
+    with cp.cuda.Device(device), _external_stream(stream, device):
         _kernel(filename, name)((grid,), (block,), args)
 
 
@@ -130,3 +124,234 @@ def masks_to_boxes(masks, out, *, stream):
         raise ValueError("masks: H and W must be < 2^31")
     _launch("masks_to_boxes.cuh", "fastiou::masks_to_boxes_kernel", _grid_for(n, 1), _MASKS_THREADS,
             masks.device, stream, (_view(masks), _view(out), np.int64(n), np.int32(h), np.int32(w)))
+
+
+# ---- Suppression: the pipeline of csrc/kernels/nms.cuh (see its header), with cupy.argsort
+# for the two sorts. cupy.argsort is stable (documented: "Returns the indices that would sort
+# an array with a stable sorting"; it is thrust::stable_sort_by_key on a copy of the keys), so
+# sorting the score keys and then the class keys of the ranked boxes gives exactly the
+# (class, rank) order that cub's stable radix sorts give the cuda backend.
+
+_NMS_TILE = 64               # kNmsTile
+_NMS_REDUCE_THREADS = 1024   # kNmsReduceThreads
+_NMS_COMPACT_THREADS = 1024  # kNmsCompactThreads
+_NMS_SWEEP_WORDS = 8         # kNmsSweepWords
+_ELT_THREADS = 256           # kNmsElementwiseThreads
+_SOFT_THREADS = 1024         # kSoftNmsThreads
+_MATRIX_THREADS = 256        # kMatrixNmsThreads
+_REDUCE_SHARED_LIMIT = 40 * 1024  # kReduceSharedLimit in csrc/cuda/nms.cu
+_NULL = np.uint64(0)         # a null pointer argument (8 zero bytes on every cupy version)
+
+
+def _ptr(a):
+    return _NULL if a is None else a
+
+
+def _nms_blocks(n: int, what: str) -> int:
+    cb = -(-n // _NMS_TILE)
+    if n >= 2**31 or cb > 65535:
+        raise ValueError(f"{what}: at most {65535 * _NMS_TILE} boxes on the GPU, got {n}")
+    return cb
+
+
+def _rank(boxes, keys, classes, n: int, want_src: bool = False):
+    """(order, rank, cls, col_end, sboxes, src) as csrc/cuda/nms.cu's run_rank; in a stream context."""
+    t = _TYPES[str(boxes.dtype)]
+    order = cp.argsort(keys)  # stable: the box ranked p
+    rank = cls = col_end = None
+    grid = _grid_for(n, _ELT_THREADS)
+    if classes is not None:
+        ck = classes[order]
+        rank = cp.argsort(ck)  # stable: class-major position q -> rank
+        cls = ck[rank]
+        cb = -(-n // _NMS_TILE)
+        col_end = cp.empty(cb, dtype=cp.int32)
+        _kernel("nms.cuh", "fastiou::nms_class_blocks_kernel")(
+            (_grid_for(cb, _ELT_THREADS),), (_ELT_THREADS,), (cls, np.int64(n), col_end, np.int64(cb)))
+    sboxes = cp.empty((n, 4), dtype=boxes.dtype)
+    src = cp.empty(n, dtype=cp.int64) if want_src else None
+    _kernel("nms.cuh", f"fastiou::nms_gather_kernel<{t}>")(
+        (grid,), (_ELT_THREADS,), (boxes, order, _ptr(rank), sboxes, _ptr(src), np.int64(n)))
+    return order, rank, cls, col_end, sboxes, src
+
+
+def _score_keys(scores, n: int):
+    keys = cp.empty(n, dtype=cp.uint64)
+    idx = cp.empty(n, dtype=cp.int64)
+    if scores.dtype == "float64" and scores.ndim == 1:
+        name = "fastiou::nms_keys_kernel"
+    else:
+        name = f"fastiou::rank_keys_kernel<{_TYPES[str(scores.dtype)]}>"
+    _kernel("nms.cuh", name)((_grid_for(n, _ELT_THREADS),), (_ELT_THREADS,), (scores, keys, idx, np.int64(n)))
+    return keys
+
+
+def _removed(cb: int, masks: int):
+    """(global removed[] buffer or None, dynamic shared bytes) for nms_reduce_kernel."""
+    if cb * 8 > _REDUCE_SHARED_LIMIT:
+        return cp.empty(cb * masks, dtype=cp.uint64), 0
+    return None, cb * 8
+
+
+def _reduce(mask, n, cb, masks, col_end, order, keep, count, dest, flags):
+    removed, smem = _removed(cb, masks)
+    _kernel("nms.cuh", "fastiou::nms_reduce_kernel")(
+        (masks,), (_NMS_REDUCE_THREADS,),
+        (mask, np.int64(n), np.int64(cb), _ptr(col_end), _ptr(order), _ptr(keep), _ptr(count), _ptr(dest),
+         _ptr(flags), _ptr(removed)),
+        shared_mem=smem)
+
+
+def nms(boxes, scores, classes, iou_threshold, keep, *, stream):
+    n = boxes.shape[0]
+    assert boxes.shape == (n, 4) and scores.shape == (n,) and keep.shape == (n,)
+    if n == 0:
+        return 0
+    cb = _nms_blocks(n, "nms")
+    t = _TYPES[boxes.dtype]
+    with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
+        b = _view(boxes)
+        c = None if classes is None else _view(classes)
+        order, rank, cls, col_end, sboxes, _ = _rank(b, _score_keys(_view(scores), n), c, n)
+        mask = cp.empty(n * cb, dtype=cp.uint64)
+        _kernel("nms.cuh", f"fastiou::nms_mask_kernel<{t}, 1>")(
+            (cb, cb), (_NMS_TILE,),
+            (sboxes, _ptr(cls), _ptr(col_end), np.int64(n), np.int64(cb), np.float64(iou_threshold), _NULL,
+             np.int32(1), mask))
+        count = cp.zeros(1, dtype=cp.int64)
+        k = _view(keep)
+        if c is None:  # ranks are positions: the reduce writes the kept indices itself
+            _reduce(mask, n, cb, 1, None, order, k, count, None, None)
+        else:  # class-major positions: flags by rank, then compaction in rank order
+            flags = cp.empty(n, dtype=cp.uint8)
+            _reduce(mask, n, cb, 1, col_end, None, None, None, rank, flags)
+            _kernel("nms.cuh", "fastiou::nms_compact_kernel")(
+                (1,), (_NMS_COMPACT_THREADS,), (flags, order, np.int64(n), k, count))
+        return int(count.get()[0])  # the one synchronisation
+
+
+def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
+    n = boxes.shape[0]
+    ths = [float(x) for x in thresholds]
+    nt = len(ths)
+    assert keep.shape == (nt, n)
+    if n == 0 or nt == 0:
+        return [0] * nt
+    cb = _nms_blocks(n, "nms_sweep")
+    t = _TYPES[boxes.dtype]
+    with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
+        c = None if classes is None else _view(classes)
+        order, rank, cls, col_end, sboxes, _ = _rank(_view(boxes), _score_keys(_view(scores), n), c, n)
+        thr = cp.asarray(np.asarray(ths, dtype=np.float64))
+        words = n * cb
+        mask = cp.empty(words * nt, dtype=cp.uint64)
+        kern = _kernel("nms.cuh", f"fastiou::nms_mask_kernel<{t}, {_NMS_SWEEP_WORDS}>")
+        for t0 in range(0, nt, _NMS_SWEEP_WORDS):
+            cnt = min(_NMS_SWEEP_WORDS, nt - t0)
+            kern((cb, cb), (_NMS_TILE,),
+                 (sboxes, _ptr(cls), _ptr(col_end), np.int64(n), np.int64(cb), np.float64(0.0), thr[t0:],
+                  np.int32(cnt), mask[words * t0:]))
+        flags = cp.empty(n * nt, dtype=cp.uint8)
+        counts = cp.zeros(nt, dtype=cp.int64)
+        _reduce(mask, n, cb, nt, col_end, None, None, None, rank, flags)
+        _kernel("nms.cuh", "fastiou::nms_compact_kernel")(
+            (nt,), (_NMS_COMPACT_THREADS,), (flags, order, np.int64(n), _view(keep), counts))
+        return [int(x) for x in counts.get()]
+
+
+def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_scores, *, stream):
+    n = boxes.shape[0]
+    assert scores.shape == (n,) and keep.shape == (n,) and new_scores.shape == (n,)
+    if n == 0:
+        return 0
+    dt = boxes.dtype
+    sc = _SCALAR[dt]
+    with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
+        cur = cp.empty(n, dtype=dt)
+        alive = cp.empty(n, dtype=cp.uint8)
+        count = cp.zeros(1, dtype=cp.int64)
+        _kernel("soft_nms.cuh", f"fastiou::soft_nms_kernel<{_TYPES[dt]}>")(
+            (1,), (_SOFT_THREADS,),
+            (_view(boxes), _view(scores), np.int64(n), sc(iou_threshold), sc(sigma), sc(min_score),
+             np.int32(method), cur, alive, _view(keep), _view(new_scores), count))
+        return int(count.get()[0])
+
+
+def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
+    n = boxes.shape[0]
+    assert scores.shape == (n,) and labels.shape == (n,) and out.shape == (n,)
+    if n == 0:
+        return
+    _nms_blocks(n, "matrix_nms")
+    dt = boxes.dtype
+    t = _TYPES[dt]
+    with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
+        s = _view(scores)
+        _, _, lab, _, sboxes, src = _rank(_view(boxes), _score_keys(s, n), _view(labels), n, want_src=True)
+        comp = cp.empty(n, dtype=dt)
+        grid = _grid_for(n * 32, _MATRIX_THREADS)  # a warp per box
+        _kernel("matrix_nms.cuh", f"fastiou::matrix_nms_comp_kernel<{t}>")(
+            (grid,), (_MATRIX_THREADS,), (sboxes, lab, np.int64(n), comp))
+        _kernel("matrix_nms.cuh", f"fastiou::matrix_nms_decay_kernel<{t}>")(
+            (grid,), (_MATRIX_THREADS,),
+            (sboxes, lab, np.int64(n), comp, s, src, np.int32(kernel), _SCALAR[dt](sigma), _view(out)))
+
+
+_MC_THREADS = 256          # kMcThreads
+_MC_SELECT_THREADS = 1024  # kMcSelectThreads
+_MC_ELEM = 16              # sizeof(McElem)
+_MC_WORKSPACE_BUDGET = 256 << 20  # as cuda_gpu.MC_WORKSPACE_BUDGET
+
+
+def _mc_layout(g: int, n: int, c: int, k: int) -> tuple[dict, int]:
+    """Byte offsets in the workspace of a group of g images: csrc/cuda/multiclass_nms.cu's mc_layout."""
+    segs = g * c
+    words = -(-n // 64)
+    sizes = (("cand", segs * n * _MC_ELEM), ("tmp", segs * n * _MC_ELEM), ("m", segs * 8), ("kc", segs * 8),
+             ("removed", segs * words * 8), ("lists_a", segs * k * _MC_ELEM), ("lists_b", segs * k * _MC_ELEM),
+             ("lens_a", segs * 8), ("lens_b", segs * 8))
+    off, out = 0, {}
+    for name, size in sizes:
+        out[name] = off
+        off += (size + 255) & ~255
+    return out, off
+
+
+def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class, num, out_boxes, out_scores,
+                   out_classes, out_indices, *, stream):
+    bsz, n, c = scores.shape
+    cb = boxes.shape[2]
+    k = out_scores.shape[1]
+    assert boxes.shape == (bsz, n, cb, 4) and cb in (1, c) and num.shape == (bsz,)
+    assert out_boxes.shape == (bsz, k, 4) and out_classes.shape == (bsz, k) and out_indices.shape == (bsz, k)
+    if bsz == 0 or k == 0:
+        return
+    if c == 0:
+        raise ValueError("multiclass_nms: scores need at least one class (C >= 1)")
+    dt = boxes.dtype
+    t = _TYPES[dt]
+    sc = _SCALAR[dt]
+    _, one = _mc_layout(1, n, c, k)
+    group = max(1, min(bsz, _MC_WORKSPACE_BUDGET // one, 65535))
+    with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
+        b, s = _view(boxes), _view(scores)
+        outs = [_view(a) for a in (num, out_boxes, out_scores, out_classes, out_indices)]
+        ws = cp.empty(_mc_layout(group, n, c, k)[1], dtype=cp.uint8)
+        for b0 in range(0, bsz, group):
+            g = min(group, bsz - b0)
+            off, _ = _mc_layout(g, n, c, k)
+            part = {name: ws[o:] for name, o in off.items()}
+            grid = (c, g)
+            _kernel("multiclass_nms.cuh", f"fastiou::mc_candidates_kernel<{t}>")(
+                grid, (_MC_THREADS,), (s, np.int64(b0), np.int64(n), np.int64(c), sc(score_threshold),
+                                       part["cand"], part["m"]))
+            _kernel("multiclass_nms.cuh", "fastiou::mc_sort_kernel")(
+                grid, (_MC_THREADS,), (part["cand"], part["tmp"], np.int64(n), np.int64(c), part["m"]))
+            _kernel("multiclass_nms.cuh", f"fastiou::mc_nms_kernel<{t}>")(
+                grid, (_MC_THREADS,), (b, np.int64(b0), np.int64(n), np.int64(c), np.int64(cb),
+                                       np.float64(iou_threshold), np.int64(max_per_class), part["cand"], part["m"],
+                                       part["removed"], part["tmp"], part["kc"]))
+            _kernel("multiclass_nms.cuh", f"fastiou::mc_select_kernel<{t}>")(
+                (g,), (_MC_SELECT_THREADS,),
+                (b, s, np.int64(b0), np.int64(n), np.int64(c), np.int64(cb), np.int64(k), part["tmp"], part["kc"],
+                 part["lists_a"], part["lists_b"], part["lens_a"], part["lens_b"], *outs))

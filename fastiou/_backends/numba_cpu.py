@@ -1,8 +1,8 @@
 """Numba CPU backend: the box kernels, mirroring ``csrc/include/fastiou/box_math.h``.
 
-box_math.h is the definition; every function here performs the same operations in the
-same order, so float32 results are bit-identical to the compiled extension (and to
-torchvision, except where ``atan`` implementations differ in CIoU).
+box_math.h is the definition (and states the contract with torchvision); every function
+here performs the same operations in the same order, so results are bit-identical to the
+compiled extension's, CIoU included (both call libm's atanf / atan).
 
 Numba promotes ``float32 op <Python float>`` to float64, which would silently change
 float32 results, so no Python float literal meets a box value: every function receives
@@ -48,6 +48,23 @@ def _min_nan(a, b):
     return a if (a < b) | (a != a) else b
 
 
+# box_math.h's MinMax<Mode>: NaN-propagating for IoA only. The other modes take the plain
+# forms (one maxps/minps each), relying, as box_math.h does, on a NaN coordinate reaching
+# the result through the areas.
+@njit(**_FLAGS)
+def _mm_max(mode, a, b):
+    if mode == MODE_IOA:
+        return _max_nan(a, b)
+    return a if a > b else b
+
+
+@njit(**_FLAGS)
+def _mm_min(mode, a, b):
+    if mode == MODE_IOA:
+        return _min_nan(a, b)
+    return a if a < b else b
+
+
 # The geometry helpers below are generic over the dtype and receive it as the class ``T``
 # (np.float32 or np.float64) to build their constants. They are module-level functions
 # rather than closures: Numba keys a closure's disk cache on its pickled cells, and a
@@ -84,6 +101,9 @@ def _area(p, fmt):
 def _make_boxf(T, mode, p, fmt):
     x1, y1, x2, y2 = _load_xyxy(T, p, fmt)
     a = _area(p, fmt)
+    # A NaN coordinate must reach the area (box_math.h make_boxf says why).
+    if x1 != x1 or y1 != y1 or x2 != x2 or y2 != y2:
+        a = x1 if x1 != x1 else (y1 if y1 != y1 else (x2 if x2 != x2 else y2))
     cx = (x1 + x2) / T(2)
     cy = (y1 + y2) / T(2)
     # np.arctan on float32 lowers to libm's atanf, the function the C++ build calls.
@@ -96,8 +116,8 @@ def _pair_value(T, mode, ax1, ay1, ax2, ay2, aarea, acx, acy, aratio,
                 bx1, by1, bx2, by2, barea, bcx, bcy, bratio, eps):
     # The kernels pass `mode` as a closure constant, which Numba types as a literal, so
     # each mode gets its own compiled copy with the other modes' branches removed.
-    w = _clamp0(T, _min_nan(ax2, bx2) - _max_nan(ax1, bx1))
-    h = _clamp0(T, _min_nan(ay2, by2) - _max_nan(ay1, by1))
+    w = _clamp0(T, _mm_min(mode, ax2, bx2) - _mm_max(mode, ax1, bx1))
+    h = _clamp0(T, _mm_min(mode, ay2, by2) - _mm_max(mode, ay1, by1))
     inter = w * h
     if mode == MODE_IOA:
         return inter / aarea
@@ -105,8 +125,8 @@ def _pair_value(T, mode, ax1, ay1, ax2, ay2, aarea, acx, acy, aratio,
     iou = inter / uni
     if mode == MODE_IOU:
         return iou
-    cw = _clamp0(T, _max_nan(ax2, bx2) - _min_nan(ax1, bx1))
-    ch = _clamp0(T, _max_nan(ay2, by2) - _min_nan(ay1, by1))
+    cw = _clamp0(T, _mm_max(mode, ax2, bx2) - _mm_min(mode, ax1, bx1))
+    ch = _clamp0(T, _mm_max(mode, ay2, by2) - _mm_min(mode, ay1, by1))
     if mode == MODE_GIOU:
         areac = cw * ch
         return iou - (areac - uni) / areac
@@ -148,28 +168,41 @@ def _features(T, mode, boxes, fmt):
 # every process, so the disk cache is reused.
 
 
+# A pairwise task is _ROWS rows by _COLS columns: the columns' features (8 x 2048 values,
+# 64 KiB in float32) stay in L2 while the rows reuse them, and a long row (few boxes1,
+# many boxes2) still splits into tasks for every thread.
+_ROWS, _COLS = 8, 2048
+
+
 @functools.lru_cache(maxsize=None)
 def _pairwise_kernel(T, MODE):
     @njit(parallel=True, **_FLAGS)
     def kernel(boxes1, boxes2, out, fmt, eps):
-        # One prange task per row (b, i) of out; the j loop is a straight, branch-free
-        # loop over boxes2's feature rows. Features are computed once per box.
+        # prange over (batch, row block, column tile) tasks; within one, each row is a
+        # straight, branch-free loop over boxes2's feature rows, which LLVM vectorises.
         B, N, M = out.shape
         f1 = _features(T, MODE, boxes1, fmt)
         f2 = _features(T, MODE, boxes2, fmt)
-        for r in prange(B * N):
-            b = r // N
-            i = r - b * N
-            ax1, ay1, ax2, ay2 = f1[b, 0, i], f1[b, 1, i], f1[b, 2, i], f1[b, 3, i]
-            aarea, acx, acy, aratio = f1[b, 4, i], f1[b, 5, i], f1[b, 6, i], f1[b, 7, i]
+        row_blocks = (N + _ROWS - 1) // _ROWS
+        col_tiles = (M + _COLS - 1) // _COLS
+        for t in prange(B * row_blocks * col_tiles):
+            b = t // (row_blocks * col_tiles)
+            rest = t - b * (row_blocks * col_tiles)
+            i0 = (rest // col_tiles) * _ROWS
+            j0 = (rest % col_tiles) * _COLS
+            i1 = min(N, i0 + _ROWS)
+            j1 = min(M, j0 + _COLS)
             g = f2[b]
             bx1, by1, bx2, by2 = g[0], g[1], g[2], g[3]
             barea, bcx, bcy, bratio = g[4], g[5], g[6], g[7]
-            o = out[b, i]
-            for j in range(M):
-                o[j] = _pair_value(T, MODE, ax1, ay1, ax2, ay2, aarea, acx, acy, aratio,
-                                   bx1[j], by1[j], bx2[j], by2[j], barea[j], bcx[j], bcy[j],
-                                   bratio[j], eps)
+            for i in range(i0, i1):
+                ax1, ay1, ax2, ay2 = f1[b, 0, i], f1[b, 1, i], f1[b, 2, i], f1[b, 3, i]
+                aarea, acx, acy, aratio = f1[b, 4, i], f1[b, 5, i], f1[b, 6, i], f1[b, 7, i]
+                o = out[b, i]
+                for j in range(j0, j1):
+                    o[j] = _pair_value(T, MODE, ax1, ay1, ax2, ay2, aarea, acx, acy, aratio,
+                                       bx1[j], by1[j], bx2[j], by2[j], barea[j], bcx[j],
+                                       bcy[j], bratio[j], eps)
 
     return kernel
 
@@ -219,8 +252,10 @@ def _convert_kernel(T, boxes, out, in_fmt, out_fmt):
 
 @njit(parallel=True, **_FLAGS)
 def _masks_to_boxes_kernel(masks, out):
-    # One prange task per mask. Each row is OR-reduced (vectorised) into its own flag and
-    # into a per-mask column flag array, then the first/last set row and column are read off.
+    # One prange task per mask. Each row is OR-ed into a per-mask column flag array and
+    # OR-reduced into its own flag, then the first/last set row and column are read off.
+    # Two separate loops over the row (the second reads it from L1): fused, with a uint8
+    # accumulator, Numba's code does not vectorise and small masks run ten times slower.
     N, H, W = masks.shape
     for n in prange(N):
         cols = np.zeros(W, np.uint8)
@@ -228,11 +263,11 @@ def _masks_to_boxes_kernel(masks, out):
         y2 = -1
         for y in range(H):
             row = masks[n, y]
-            acc = np.uint8(0)
             for x in range(W):
-                v = row[x]
-                cols[x] |= v
-                acc |= v
+                cols[x] = cols[x] | row[x]
+            acc = 0
+            for x in range(W):
+                acc = acc | row[x]
             if acc != 0:
                 if y1 < 0:
                     y1 = y
@@ -291,7 +326,7 @@ def _mode(mode: int) -> int:
 
 def box_pairwise(boxes1: np.ndarray, boxes2: np.ndarray, out: np.ndarray, mode: int,
                  fmt: int, eps: float) -> None:
-    """``out[b, i, j] = pair_value(boxes1[b, i], boxes2[b, j])``; shapes (B,N,4), (B,M,4), (B,N,M)."""
+    """``out[b, i, j]`` = pair_value(boxes1[b, i], boxes2[b, j]); (B,N,4), (B,M,4) -> (B,N,M)."""
     if out.size == 0:
         return
     T = _dtype(out)
@@ -326,3 +361,5 @@ def masks_to_boxes(masks: np.ndarray, out: np.ndarray) -> None:
     if out.size == 0:
         return
     _launch(_masks_to_boxes_kernel, masks, out)
+
+from .numba_nms import nms, nms_sweep, soft_nms, matrix_nms, multiclass_nms  # noqa: E402,F401

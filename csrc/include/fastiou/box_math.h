@@ -49,8 +49,13 @@ struct MinMax {
   static FASTIOU_HD T min(T a, T b) { return Mode == MODE_IOA ? min_nan(a, b) : min_fast(a, b); }
 };
 
-FASTIOU_HD float fast_atan(float x) { return atanf(x); }
-FASTIOU_HD double fast_atan(double x) { return atan(x); }
+// The float overloads call the float functions by name on every compiler (g++'s global
+// namespace has no float overload of atan / exp, and a silent trip through double would
+// make CPU and GPU results differ).
+FASTIOU_HD float atan_t(float x) { return atanf(x); }
+FASTIOU_HD double atan_t(double x) { return atan(x); }
+FASTIOU_HD float exp_t(float x) { return expf(x); }
+FASTIOU_HD double exp_t(double x) { return exp(x); }
 
 // A box in xyxy with what the pairwise measures need of it, computed once per box.
 template <typename T>
@@ -85,9 +90,14 @@ FASTIOU_HD BoxF<T> make_boxf(const T* p, int fmt, int mode) {
   BoxF<T> b;
   load_xyxy(p, fmt, b.x1, b.y1, b.x2, b.y2);
   b.area = box_area(p, fmt);
+  // torchvision's min/max carry a NaN coordinate into the IoU; with the plain min/max (MinMax)
+  // it must reach the result through the area. For xyxy it does; w * h (xywh, cxcywh) does not
+  // see a NaN x or y, nor x + w = inf + -inf, so such a box gets a NaN area here.
+  if (b.x1 != b.x1 || b.y1 != b.y1 || b.x2 != b.x2 || b.y2 != b.y2)
+    b.area = b.x1 != b.x1 ? b.x1 : (b.y1 != b.y1 ? b.y1 : (b.x2 != b.x2 ? b.x2 : b.y2));
   b.cx = (b.x1 + b.x2) / T(2);
   b.cy = (b.y1 + b.y2) / T(2);
-  b.ratio = mode == MODE_CIOU ? fast_atan((b.x2 - b.x1) / (b.y2 - b.y1)) : T(0);
+  b.ratio = mode == MODE_CIOU ? atan_t((b.x2 - b.x1) / (b.y2 - b.y1)) : T(0);
   return b;
 }
 

@@ -28,6 +28,33 @@ void masks_to_boxes_cpu(const uint8_t* masks, float* out, index_t n, index_t h, 
 // Which instruction set the CPU loops dispatch to on this machine ("avx512f", "avx2", "baseline").
 const char* cpu_isa();
 
+// Suppression (csrc/cpu/nms.cpp, soft_nms.cpp); ranking and tests as in fastiou/nms_math.h.
+// Greedy hard NMS: keep[:K] = the kept boxes' positions, in ranking order; returns K. With
+// `classes` (may be null), boxes of different classes never suppress each other.
+template <typename T>
+index_t nms_cpu(const T* boxes, const double* scores, const int64_t* classes, index_t n,
+                double iou_threshold, int64_t* keep);
+// nms at each of nt thresholds from one sort and one overlap pass: keep (nt, n), row k holds
+// counts[k] kept positions.
+template <typename T>
+void nms_sweep_cpu(const T* boxes, const double* scores, const int64_t* classes, index_t n,
+                   const double* thresholds, index_t nt, int64_t* keep, index_t* counts);
+// mmcv soft_nms: keep[:K] in processing order, new_scores[:K] their decayed scores; returns K.
+template <typename T>
+index_t soft_nms_cpu(const T* boxes, const T* scores, index_t n, double iou_threshold,
+                     double sigma, double min_score, int method, int64_t* keep, T* new_scores);
+// Matrix NMS (mmdet mask_matrix_nms on box IoU): out[i] = decayed score of box i.
+template <typename T>
+void matrix_nms_cpu(const T* boxes, const T* scores, const int64_t* labels, index_t n,
+                    int kernel, double sigma, T* out);
+// Batched per-class NMS: boxes (batch, n, cb, 4) with cb = 1 or c, scores (batch, n, c);
+// outputs (batch, k, ...) padded with 0 / -1 past num[b].
+template <typename T>
+void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t n, index_t c,
+                        index_t cb, double iou_threshold, double score_threshold,
+                        index_t max_per_class, index_t k, int64_t* num, T* out_boxes,
+                        T* out_scores, int64_t* out_classes, int64_t* out_indices);
+
 template <typename T>
 void box_pairwise_cuda(const T* boxes1, const T* boxes2, T* out, index_t batch, index_t n,
                        index_t m, int mode, int fmt, T eps, void* stream);
@@ -40,5 +67,34 @@ template <typename T>
 void box_convert_cuda(const T* boxes, T* out, index_t n, int in_fmt, int out_fmt, void* stream);
 void masks_to_boxes_cuda(const uint8_t* masks, float* out, index_t n, index_t h, index_t w,
                          void* stream);
+
+// Suppression on the GPU (csrc/cuda/nms.cu, soft_nms.cu; kernels csrc/kernels/nms.cuh,
+// soft_nms.cuh, matrix_nms.cuh): the same results as the *_cpu functions above. Integer arrays
+// are int64 (long long). Temporaries are stream-ordered allocations (cudaMallocAsync) on
+// `stream`. nms, nms_sweep and soft_nms synchronise `stream` once, to return the counts;
+// matrix_nms does not synchronise.
+template <typename T>
+index_t nms_cuda(const T* boxes, const double* scores, const long long* classes, index_t n,
+                 double iou_threshold, index_t* keep, void* stream);
+// thresholds and counts are host arrays of nthr values; keep is (nthr, n) on the device.
+template <typename T>
+void nms_sweep_cuda(const T* boxes, const double* scores, const long long* classes, index_t n,
+                    const double* thresholds, int nthr, index_t* keep, index_t* counts, void* stream);
+template <typename T>
+index_t soft_nms_cuda(const T* boxes, const T* scores, index_t n, T iou_threshold, T sigma,
+                      T min_score, int method, index_t* keep, T* new_scores, void* stream);
+template <typename T>
+void matrix_nms_cuda(const T* boxes, const T* scores, const long long* labels, index_t n, int kernel,
+                     T sigma, T* out, void* stream);
+// multiclass_nms_cpu's contract on the device, with no host synchronisation and no allocation:
+// `workspace` (device memory, workspace_bytes long) holds at least one image's temporaries
+// (multiclass_nms_workspace_bytes(1, n, c, k)); batches run through it a group at a time.
+size_t multiclass_nms_workspace_bytes(index_t images, index_t n, index_t c, index_t k);
+template <typename T>
+void multiclass_nms_cuda(const T* boxes, const T* scores, index_t batch, index_t n, index_t c,
+                         index_t cb, double iou_threshold, double score_threshold,
+                         index_t max_per_class, index_t k, index_t* num, T* out_boxes, T* out_scores,
+                         index_t* out_classes, index_t* out_indices, void* workspace,
+                         size_t workspace_bytes, void* stream);
 
 }  // namespace fastiou

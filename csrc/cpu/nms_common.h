@@ -1,0 +1,63 @@
+// What the CPU suppression kernels share (csrc/cpu/nms.cpp, csrc/cpu/soft_nms.cpp): the
+// ranking sort, the partition of ranked boxes by label, and the gather of ranked boxes into
+// structure-of-arrays.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu_common.h"
+#include "fastiou/nms_math.h"
+
+namespace fastiou {
+namespace nms_detail {
+
+// The suppression threshold in the compute type: `iou > threshold_as<T>(t)` in T decides
+// exactly as nms_math.h's `double(iou) > t`.
+template <typename T>
+inline T threshold_as(double t);
+template <>
+inline float threshold_as<float>(double t) { return threshold_below_f32(t); }
+template <>
+inline double threshold_as<double>(double t) { return t; }
+
+// order[r] = the position of the r-th smallest key, ties by position (a stable sort): an LSD
+// radix sort, one 8-bit digit a pass, that skips the digits all keys share.
+void rank_keys(const uint64_t* keys, index_t n, index_t* order);
+
+// order[r] = the box ranked r under nms_math.h's rule (decreasing score, NaN last, stable).
+template <typename S>
+void rank_scores(const S* scores, index_t n, index_t* order) {
+  std::vector<uint64_t> keys(static_cast<size_t>(n));
+  for (index_t i = 0; i < n; ++i) keys[i] = score_key(static_cast<double>(scores[i]));
+  rank_keys(keys.data(), n, order);
+}
+
+// Ranked boxes regrouped by label: perm[p] is a rank, the positions [start[g], start[g + 1])
+// hold label group g's ranks in increasing order (a stable counting sort on dense label ids).
+struct Partition {
+  std::vector<index_t> perm;
+  std::vector<index_t> start;
+  index_t groups() const { return static_cast<index_t>(start.size()) - 1; }
+};
+Partition partition_by_label(const int64_t* labels, const index_t* order, index_t n);
+
+// Boxes as five columns (x1, y1, x2, y2, area), the area as box_math.h computes it.
+template <typename T>
+struct BoxCols {
+  std::vector<T> buf;
+  T *x1 = nullptr, *y1 = nullptr, *x2 = nullptr, *y2 = nullptr, *area = nullptr;
+
+  void resize(index_t n) {
+    buf.resize(5 * static_cast<size_t>(n > 0 ? n : 1));
+    T* p = buf.data();
+    x1 = p; y1 = p + n; x2 = p + 2 * n; y2 = p + 3 * n; area = p + 4 * n;
+  }
+  void set(index_t i, const T* b) {
+    x1[i] = b[0]; y1[i] = b[1]; x2[i] = b[2]; y2[i] = b[3];
+    area[i] = (b[2] - b[0]) * (b[3] - b[1]);
+  }
+};
+
+}  // namespace nms_detail
+}  // namespace fastiou

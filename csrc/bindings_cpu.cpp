@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#include "bindings_common.h"
 #include "fastiou/ops.h"
 
 #ifndef FASTIOU_BUILD_FLAGS
@@ -24,36 +25,9 @@
 
 namespace py = pybind11;
 using fastiou::index_t;
+using fastiou::bind::checked;
 
 namespace {
-
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-// Checks dtype, C-contiguity, rank and the sizes given (-1: any) and returns the data pointer.
-template <typename T>
-T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
-  if (!a.dtype().is(py::dtype::of<T>()))
-    throw py::value_error(std::string(name) + ": expected dtype " +
-                          std::string(py::str(py::dtype::of<T>())) + ", got " +
-                          std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": not writable");
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t d = 0; d < shape.size(); ++d)
-      want += (d ? ", " : "") + (shape[d] < 0 ? std::string("*") : std::to_string(shape[d]));
-    throw py::value_error(std::string(name) + ": expected shape " + want + "), got " +
-                          shape_str(a));
-  }
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
 
 void check_codes(int mode, int fmt, int fmt2 = 0) {
   if (mode < 0 || mode > 4) throw py::value_error("mode: expected 0..4");

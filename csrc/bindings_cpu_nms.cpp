@@ -12,40 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "bindings_common.h"
 #include "fastiou/ops.h"
 
 namespace py = pybind11;
 using fastiou::index_t;
+using fastiou::bind::checked;
 
 namespace {
-
-std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-// Checks dtype, C-contiguity, writability, rank and the sizes given (-1: any); returns data.
-template <typename T>
-T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
-  if (!a.dtype().is(py::dtype::of<T>()))
-    throw py::value_error(std::string(name) + ": expected dtype " +
-                          std::string(py::str(py::dtype::of<T>())) + ", got " +
-                          std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": not writable");
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t d = 0; d < shape.size(); ++d)
-      want += (d ? ", " : "") + (shape[d] < 0 ? std::string("*") : std::to_string(shape[d]));
-    throw py::value_error(std::string(name) + ": expected shape " + want + "), got " +
-                          shape_of(a));
-  }
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
 
 // The kernels index boxes with 32-bit positions internally.
 void check_count(index_t n, const char* what) {
@@ -176,7 +150,7 @@ void multiclass_nms_t(const py::array& boxes, const py::array& scores, double th
   const index_t c = scores.shape(2);
   if (cb != 1 && cb != c)
     throw py::value_error("boxes: expected shape (B, N, 1, 4) or (B, N, C, 4) with C = " +
-                          std::to_string(c) + ", got " + shape_of(boxes));
+                          std::to_string(c) + ", got " + fastiou::bind::shape_str(boxes));
   if (c >= std::numeric_limits<int32_t>::max() / (n > 0 ? n : 1))
     throw py::value_error("scores: N * C must stay below 2**31");
   int64_t* pn = checked<int64_t>(num, "num", {b}, true);

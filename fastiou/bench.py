@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import datetime
 import gc
+import importlib
 import importlib.metadata
 import json
 import math
@@ -69,6 +70,12 @@ class Contender:
     expect_type: str | None = None  # "numpy", "torch:cpu", "torch:cuda": what fastiou must return
     expect_dtype: str | None = None
     expect_result: Any = None  # the out= buffer, which the call must return
+    #: the part of the result whose type and dtype are checked (default: the result itself),
+    #: e.g. the kept indices of a (keep, scores) pair
+    typed: Callable[[Any], Any] | None = None
+    #: the result as the float64 numpy array that is compared (default: ``Env.to_numpy``);
+    #: returning ``None`` means "not comparable" (no check)
+    canon: Callable[[Any], np.ndarray | None] | None = None
 
 
 @dataclass
@@ -78,7 +85,13 @@ class Case:
     Rows of the table: every fastiou contender against the first baseline, then the first
     fastiou contender against each further baseline. ``reference`` returns the float64 numpy
     array that fastiou results are checked against; ``None`` means "the first baseline's
-    warm-up result".
+    warm-up result". With a ``reference``, the baselines are checked against it too (their
+    check is reported beside fastiou's, e.g. torchvision's inexact batched_nms path).
+
+    ``compare``: ``"close"`` (values within ``rtol``/``atol``), ``"equal"`` (identical,
+    in order: index results), ``"set"`` (the same elements, or rows, in any order: detections
+    whose order at equal scores is not defined). ``baseline_compare`` (default ``compare``)
+    is how the baselines are checked against ``reference``.
     """
 
     workload: str
@@ -91,6 +104,8 @@ class Case:
     rtol: float = 1e-4
     atol: float = 1e-5
     notes: dict = field(default_factory=dict)
+    compare: str = "close"
+    baseline_compare: str | None = None
 
 
 @dataclass
@@ -226,13 +241,18 @@ class Env:
 
     def fastiou_variants(self, fn_name: str, args: tuple, kwargs: dict | None = None,
                          out: Callable[[], Any] | None = None,
-                         expect_dtype: str | None = "float32") -> list[Contender]:
+                         expect_dtype: str | None = "float32", *, fn: Callable | None = None,
+                         typed: Callable[[Any], Any] | None = None,
+                         canon: Callable[[Any], np.ndarray | None] | None = None) -> list[Contender]:
         """fastiou's ``fn_name(*args, **kwargs)`` forced to each backend of this device;
         with ``out`` (a factory of the output buffer), also the first available backend
         writing into a reused ``out=`` buffer. Results must come back in the library and on
-        the device of ``args[0]``, of ``expect_dtype``."""
+        the device of ``args[0]``, of ``expect_dtype`` (``typed(result)`` of them, when the
+        result is a tuple). ``fn`` replaces ``fastiou.<fn_name>`` by a function that calls
+        fastiou (a whole post-processing step); ``canon`` is passed on to the contenders."""
         kwargs = dict(kwargs or {})
-        fn = getattr(self.fastiou, fn_name, None)
+        if fn is None:
+            fn = getattr(self.fastiou, fn_name, None)
         expect_type = self.type_of(args[0])
         result: list[Contender] = []
         names = self.fastiou_backends()
@@ -244,7 +264,8 @@ class Env:
             ctx = (lambda b=backend: self.fastiou.use_backend(b)) if hasattr(self.fastiou, "use_backend") \
                 else contextlib.nullcontext
             call = None if skip else (lambda: fn(*args, **kwargs))
-            result.append(Contender(label, "fastiou", call, ctx, skip, expect_type, expect_dtype))
+            result.append(Contender(label, "fastiou", call, ctx, skip, expect_type, expect_dtype,
+                                    typed=typed, canon=canon))
             # (through OpenMP, only the cpp backend's threads can be set)
             threads = self.fastiou_threads(1) if self.device == "cpu" and (
                 backend == "cpp" or hasattr(self.fastiou, "set_num_threads")) else None
@@ -253,14 +274,15 @@ class Env:
                 # every 2-thread run, the baseline's and ours alike).
                 result.append(Contender(label + " 1-thread", "fastiou", call,
                                         lambda c=ctx, t=threads: _stacked(c(), t()), skip,
-                                        expect_type, expect_dtype))
+                                        expect_type, expect_dtype, typed=typed, canon=canon))
             if i == with_out and out is not None:
                 buf_call = None
                 if not skip:
                     buf = out()
                     buf_call = lambda buf=buf: fn(*args, out=buf, **kwargs)  # noqa: E731
                 result.append(Contender(label + " out=", "fastiou", buf_call, ctx, skip,
-                                        expect_type, expect_dtype, buf if buf_call else None))
+                                        expect_type, expect_dtype, buf if buf_call else None,
+                                        typed=typed, canon=canon))
         return result
 
     def fastiou_threads(self, n: int) -> Callable[[], ContextManager] | None:
@@ -313,22 +335,35 @@ class Env:
             pass
         return self._omp
 
-    def baselines(self, tv_name: str | None, tv_args: tuple, numpy_fn: Callable | None,
-                  np_args: tuple, tv_kwargs: dict | None = None) -> list[Contender]:
+    def baselines(self, tv_name: str | Callable | None, tv_args: tuple, numpy_fn: Callable | None,
+                  np_args: tuple, tv_kwargs: dict | None = None, *,
+                  canon: Callable[[Any], np.ndarray | None] | None = None) -> list[Contender]:
         """torchvision (torch's default threads; on CPU also one thread), or ``numpy_fn``
-        when torchvision is not installed."""
+        when torchvision is not installed. ``tv_name`` is a ``torchvision.ops`` name, or a
+        function built on torchvision (a post-processing loop) called with ``tv_args``."""
         tv_kwargs = dict(tv_kwargs or {})
         if self.tv_ops is not None and tv_name is not None:
-            fn = getattr(self.tv_ops, tv_name)
+            fn = getattr(self.tv_ops, tv_name) if isinstance(tv_name, str) else tv_name
             call = lambda: fn(*tv_args, **tv_kwargs)  # noqa: E731
-            out = [Contender("torchvision", "baseline", call)]
+            out = [Contender("torchvision", "baseline", call, canon=canon)]
             if self.device == "cpu":
                 out.append(Contender("torchvision 1-thread", "baseline", call,
-                                     lambda: _torch_threads(self.torch, 1)))
+                                     lambda: _torch_threads(self.torch, 1), canon=canon))
             return out
         if numpy_fn is not None and self.device == "cpu":
-            return [Contender("numpy", "baseline", lambda: numpy_fn(*np_args))]
+            return [Contender("numpy", "baseline", lambda: numpy_fn(*np_args), canon=canon)]
         return [Contender("torchvision", "baseline", skip=self.notes.get("torch", "no baseline"))]
+
+    def optional(self, module: str, what: str):
+        """``module`` imported, or ``None`` (noted once: no rows of ``what``). Never installs."""
+        cache = self.__dict__.setdefault("_optional", {})
+        if module not in cache:
+            try:
+                cache[module] = importlib.import_module(module)
+            except Exception as exc:
+                cache[module] = None
+                self.notes[module] = f"{module} not importable ({_first_line(exc)}): no {what} rows"
+        return cache[module]
 
     def floors(self, shape: tuple[int, ...]) -> list[Contender]:
         """The floors of a float32 result of ``shape``: allocate and write a fresh one
@@ -510,30 +545,76 @@ def _same_buffer(x, buf) -> bool:
     return x is buf or (_data_ptr(x) is not None and _data_ptr(x) == _data_ptr(buf))
 
 
+def _canon(env: Env, c: Contender, x: Any) -> np.ndarray | None:
+    return c.canon(x) if c.canon is not None else env.to_numpy(x)
+
+
+def _elements(a: np.ndarray) -> list:
+    """The elements of a canonical result: scalars of a 1-D array, row tuples of a 2-D one."""
+    return a.tolist() if a.ndim == 1 else [tuple(r) for r in a.reshape(len(a), -1).tolist()]
+
+
+def _set_diff(got: np.ndarray, ref: np.ndarray) -> str | None:
+    """``None`` when ``got`` and ``ref`` hold the same elements (as multisets), else how many
+    are missing from / extra in ``got``."""
+    from collections import Counter
+
+    g, r = Counter(_elements(got)), Counter(_elements(ref))
+    if g == r:
+        return None
+    missing, extra = sum((r - g).values()), sum((g - r).values())
+    return f"{missing} missing, {extra} extra (of {len(ref)})"
+
+
+def compare_values(got: np.ndarray, ref: np.ndarray, mode: str = "close", rtol: float = 1e-4,
+                   atol: float = 1e-5) -> str | None:
+    """``None`` when ``got`` matches ``ref`` under ``mode`` (see :class:`Case`), else why not."""
+    if mode == "set":
+        if got.shape[1:] != ref.shape[1:]:
+            return f"shape {got.shape} != {ref.shape}"
+        return _set_diff(got, ref)
+    if mode == "equal":
+        if got.shape == ref.shape and np.array_equal(got, ref, equal_nan=True):
+            return None
+        if got.shape[1:] != ref.shape[1:]:
+            return f"shape {got.shape} != {ref.shape}"
+        diff = _set_diff(got, ref)
+        if diff is not None:
+            return diff
+        neq = np.flatnonzero(np.any((got != ref).reshape(len(got), -1), axis=1))
+        return f"same set, order differs from position {int(neq[0])}"
+    problems = []
+    if got.shape != ref.shape:
+        return f"shape {got.shape} != {ref.shape}"
+    nan_got, nan_ref = np.isnan(got), np.isnan(ref)
+    if (nan_got != nan_ref).any():
+        problems.append(f"NaN at {int((nan_got != nan_ref).sum())} places differs")
+    both = ~(nan_got | nan_ref)
+    if both.any():
+        err = np.abs(got[both] - ref[both])
+        bad = err > atol + rtol * np.abs(ref[both])
+        if bad.any():
+            problems.append(f"{int(bad.sum())} values differ, max |d| {float(err.max()):.3g}")
+    return "; ".join(problems) or None
+
+
 def _check(env: Env, case: Case, run: _Run, x: Any, ref: np.ndarray | None) -> str:
     """``ok`` or what is wrong with fastiou's result ``x`` (type, dtype, shape, values)."""
     problems = []
     c = run.c
-    if c.expect_type and env.type_of(x) != c.expect_type:
-        problems.append(f"type {env.type_of(x)} != {c.expect_type}")
-    if c.expect_result is not None and not _same_buffer(x, c.expect_result):
+    xt = c.typed(x) if c.typed is not None else x
+    if c.expect_type and env.type_of(xt) != c.expect_type:
+        problems.append(f"type {env.type_of(xt)} != {c.expect_type}")
+    if c.expect_result is not None and not _same_buffer(xt, c.expect_result):
         problems.append("out= buffer not returned")
-    if c.expect_dtype and env.dtype_of(x) != c.expect_dtype:
-        problems.append(f"dtype {env.dtype_of(x)} != {c.expect_dtype}")
+    if c.expect_dtype and env.dtype_of(xt) != c.expect_dtype:
+        problems.append(f"dtype {env.dtype_of(xt)} != {c.expect_dtype}")
     if ref is not None:
-        got = env.to_numpy(x)
-        if got.shape != ref.shape:
-            problems.append(f"shape {got.shape} != {ref.shape}")
-        else:
-            nan_got, nan_ref = np.isnan(got), np.isnan(ref)
-            if (nan_got != nan_ref).any():
-                problems.append(f"NaN at {int((nan_got != nan_ref).sum())} places differs")
-            both = ~(nan_got | nan_ref)
-            if both.any():
-                err = np.abs(got[both] - ref[both])
-                bad = err > case.atol + case.rtol * np.abs(ref[both])
-                if bad.any():
-                    problems.append(f"{int(bad.sum())} values differ, max |d| {float(err.max()):.3g}")
+        got = _canon(env, c, x)
+        if got is not None:
+            why = compare_values(got, ref, case.compare, case.rtol, case.atol)
+            if why:
+                problems.append(why)
     return "ok" if not problems else "; ".join(problems)
 
 
@@ -548,6 +629,11 @@ def measure(env: Env, case: Case, repeats: int, min_sample: float, case_budget: 
     ref: list = []  # [float64 reference] once known
     ref_note = None
     checks = {}
+    if case.reference is not None and live:
+        try:
+            ref.append(case.reference())
+        except Exception as exc:
+            ref_note = f"reference failed: {_first_line(exc)}"
     for r in live:  # warm-up and calibration, in contender order (baselines come first)
         try:
             with r.c.context():
@@ -556,14 +642,23 @@ def measure(env: Env, case: Case, repeats: int, min_sample: float, case_budget: 
                 result = r.c.call()
                 env.sync()
                 r.warmup_s = time.perf_counter() - t0
-            if r.c.kind == "baseline" and not ref and case.reference is None:
-                ref.append(env.to_numpy(result))
+            if r.c.kind == "baseline":
+                try:
+                    if not ref and case.reference is None:
+                        got = _canon(env, r.c, result)
+                        if got is not None:
+                            ref.append(got)
+                    elif ref:
+                        # A baseline against the reference (or a further one against the
+                        # first): values only, for information.
+                        got = _canon(env, r.c, result)
+                        if got is not None:
+                            checks[r.c.name] = compare_values(
+                                got, ref[0], case.baseline_compare or case.compare, case.rtol,
+                                case.atol) or "ok"
+                except Exception as exc:
+                    checks[r.c.name] = f"check failed: {_first_line(exc)}"
             if r.c.kind == "fastiou":
-                if not ref and case.reference is not None and ref_note is None:
-                    try:
-                        ref.append(case.reference())
-                    except Exception as exc:
-                        ref_note = f"reference failed: {_first_line(exc)}"
                 try:
                     checks[r.c.name] = _check(env, case, r, result, ref[0] if ref else None)
                 except Exception as exc:
@@ -662,6 +757,7 @@ def rows_of(record: dict) -> list[dict]:
             "floor_write_s": floor_write,
             "pct_floor_write": 100.0 * floor_write / ft if floor_write and ft else None,
             "check": cs[f]["check"] if f else None,
+            "baseline_check": cs[b].get("check") if b else None,
             "skip": skip or None,
         })
     return rows
@@ -700,6 +796,11 @@ def _cells(row: dict) -> list[str]:
         check = "skip: " + row["skip"]
     elif check and check != "ok":
         check = "DIFF: " + check
+    bcheck = row.get("baseline_check")
+    if bcheck and bcheck != "ok" and not row.get("skip"):
+        # the baseline itself differs from the case's reference (e.g. torchvision's inexact
+        # batched_nms path): said beside fastiou's own check
+        check = f"{check or '-'} ({row['baseline']}: {bcheck})"
     return [
         row["workload"], row["op"], row["size"], _DTYPE_SHORT.get(row["dtype"], row["dtype"]),
         row["baseline"] or "-", _fmt_time(row["baseline_s"]), row["fastiou"] or "-",
@@ -708,7 +809,7 @@ def _cells(row: dict) -> list[str]:
     ]
 
 
-_WIDTHS = [11, 19, 9, 5, 20, 9, 20, 12, 7, 7, 0]
+_WIDTHS = [13, 19, 12, 5, 20, 9, 20, 12, 7, 7, 0]
 
 
 def format_row(row: dict) -> str:

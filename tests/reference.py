@@ -264,3 +264,169 @@ def pairwise_by_loops(mode: str, boxes1, boxes2) -> np.ndarray:
         for j in range(len(b2)):
             out[i, j] = PAIR[mode](b1[i], b2[j])
     return out
+
+
+# --------------------------------------------------------------------------- suppression
+# The NMS family, as plain loops over the ranking. Every suppression test uses ``nms_iou``:
+# the IoU computed in the boxes' compute precision (float32 for fp16/bf16/fp32 boxes, float64
+# for float64 and integer boxes) with the operations of torchvision's nms kernel, then read
+# back as a Python float, so that ``iou > threshold`` compares a float32 IoU with a double
+# threshold exactly as torchvision's CPU kernel does.
+
+def nms_iou(dtype, kept, box) -> np.ndarray:
+    """``(K,)`` float64: the IoU of each row of ``kept`` ``(K, 4)`` with ``box`` ``(4,)``,
+    computed in ``dtype`` as torchvision's nms kernel computes it: ``w = max(0, min(x2) -
+    max(x1))`` (likewise h), ``inter = w * h``, areas ``(x2 - x1) * (y2 - y1)`` not clamped,
+    ``inter / (area_kept + area_box - inter)``, no eps (0/0 is NaN)."""
+    a = np.asarray(kept, dtype=np.float64).reshape(-1, 4).astype(dtype)
+    b = np.asarray(box, dtype=np.float64).reshape(4).astype(dtype)
+    zero = np.zeros((), dtype=dtype)
+    with np.errstate(all="ignore"):
+        area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+        area_b = (b[2] - b[0]) * (b[3] - b[1])
+        dw = np.minimum(a[:, 2], b[2]) - np.maximum(a[:, 0], b[0])
+        dh = np.minimum(a[:, 3], b[3]) - np.maximum(a[:, 1], b[1])
+        w = np.where(zero < dw, dw, zero)      # std::max(0, d): 0 for a NaN d
+        h = np.where(zero < dh, dh, zero)
+        inter = w * h
+        iou_ = inter / (area_a + area_b - inter)
+    assert iou_.dtype == np.dtype(dtype)
+    return iou_.astype(np.float64)
+
+
+def rank(scores) -> list:
+    """Indices by decreasing score; equal scores in input order; NaN after everything."""
+    s = [float(v) for v in np.asarray(scores, dtype=np.float64).reshape(-1)]
+    return sorted(range(len(s)), key=lambda i: (math.isnan(s[i]), 0.0 if math.isnan(s[i]) else -s[i], i))
+
+
+def nms(boxes, scores, iou_threshold: float, dtype="float32", idxs=None) -> np.ndarray:
+    """Greedy NMS: visit boxes in ``rank`` order; drop a box when its IoU (``nms_iou``) with a
+    kept box of the same ``idxs`` (all boxes, without ``idxs``) is ``> iou_threshold``."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    cls = np.zeros(len(b)) if idxs is None else np.asarray(idxs).reshape(-1)
+    kept: list = []
+    for i in rank(scores):
+        same = [k for k in kept if cls[k] == cls[i]]
+        if same and (nms_iou(dtype, b[same], b[i]) > float(iou_threshold)).any():
+            continue
+        kept.append(i)
+    return np.array(kept, dtype=np.int64)
+
+
+def batched_nms_by_classes(boxes, scores, idxs, iou_threshold: float, dtype="float32") -> np.ndarray:
+    """``nms`` run on each class alone, the kept indices merged by (decreasing score, index)."""
+    cls = np.asarray(idxs).reshape(-1)
+    kept: list = []
+    for c in np.unique(cls):
+        members = np.flatnonzero(cls == c)
+        kept += [int(members[k]) for k in nms(np.asarray(boxes)[members], np.asarray(scores)[members],
+                                                iou_threshold, dtype)]
+    s = np.asarray(scores, dtype=np.float64)
+    return np.array(sorted(kept, key=lambda i: (math.isnan(s[i]), 0.0 if math.isnan(s[i]) else -s[i], i)),
+                    dtype=np.int64)
+
+
+def soft_nms(boxes, scores, iou_threshold: float = 0.3, sigma: float = 0.5, min_score: float = 1e-3,
+             method: str = "linear", dtype="float32"):
+    """mmcv's soft-NMS (ops/csrc/pytorch/cpu/nms.cpp ``softnms_cpu``), scores in float64.
+
+    Repeat while boxes are in play: take the one with the highest current score (equal
+    scores: lowest input index; NaN last), record it with its current score, take it out of
+    play, multiply every other box's score by the weight of its IoU with it (``nms_iou``):
+    linear ``1 - iou`` if ``iou >= thr`` else 1; gaussian ``exp(-iou^2 / sigma)``; hard 0 if
+    ``iou >= thr`` else 1 — ``thr`` in the boxes' precision, as mmcv's float parameter — then
+    take out of play every box whose score is now ``< min_score``.
+
+    Returns (keep int64, new_scores float64), in the order taken.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = [float(v) for v in np.asarray(scores, dtype=np.float64).reshape(-1)]
+    thr = float(np.asarray(iou_threshold, dtype=dtype))
+    alive = list(range(len(b)))
+    keep, new_scores = [], []
+    while alive:
+        p = min(alive, key=lambda i: (math.isnan(s[i]), 0.0 if math.isnan(s[i]) else -s[i], i))
+        keep.append(p)
+        new_scores.append(s[p])
+        alive.remove(p)
+        for i in alive:
+            ov = float(nms_iou(dtype, b[p], b[i])[0])
+            if method == "linear":
+                weight = 1.0 - ov if ov >= thr else 1.0
+            elif method == "gaussian":
+                weight = math.exp(-(ov * ov) / sigma)
+            elif method == "hard":
+                weight = 0.0 if ov >= thr else 1.0
+            else:
+                raise ValueError(method)
+            s[i] *= weight
+        alive = [i for i in alive if not s[i] < min_score]
+    return np.array(keep, dtype=np.int64), np.array(new_scores, dtype=np.float64)
+
+
+def matrix_nms(boxes, scores, labels, kernel: str = "gaussian", sigma: float = 2.0, dtype="float32"):
+    """SOLOv2 Matrix NMS (mmdet ``mask_matrix_nms``) on box IoU, in input order (float64).
+
+    With boxes ranked by ``rank``: ``comp[i]`` is box i's largest IoU with a box of its label
+    ranked before it (0 if none); box j's score is multiplied by ``min(1, min_i f(iou_ij) /
+    f(comp[i]))`` over the boxes i of its label ranked before j, where ``f(x) = exp(-sigma x^2)``
+    (gaussian) or ``1 - x`` (linear).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    lab = np.asarray(labels).reshape(-1)
+
+    def f(x):
+        return math.exp(-sigma * x * x) if kernel == "gaussian" else 1.0 - x
+
+    order = rank(s)
+    pos = {i: p for p, i in enumerate(order)}
+    before = {i: [k for k in order[:pos[i]] if lab[k] == lab[i]] for i in order}
+    comp = {i: max([float(v) for v in nms_iou(dtype, b[before[i]], b[i])], default=0.0) for i in order}
+    out = np.empty(len(s), dtype=np.float64)
+    for j in order:
+        decay = 1.0
+        for i in before[j]:
+            decay = min(decay, f(float(nms_iou(dtype, b[i], b[j])[0])) / f(comp[i]))
+        out[j] = s[j] * decay
+    return out
+
+
+def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float = 0.0,
+                   max_per_class=None, max_detections: int = 100, dtype="float32"):
+    """TensorRT EfficientNMS / tf combined_non_max_suppression, one image at a time.
+
+    ``boxes`` ``(B, N, 4)`` (shared) or ``(B, N, C, 4)``; ``scores`` ``(B, N, C)``. For each
+    image and class: candidates with ``score > score_threshold``, ``nms`` on them, the first
+    ``max_per_class`` kept; then the image's detections sorted by (decreasing score, box index,
+    class), the first ``max_detections`` kept. Returns ``(num, boxes, scores, classes,
+    indices)`` as float64 / int64 numpy arrays, padded with 0 (boxes, scores) and -1.
+    """
+    bx = np.asarray(boxes, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64)
+    B, N, C = sc.shape
+    K = max_detections
+    num = np.zeros(B, np.int64)
+    out_b = np.zeros((B, K, 4))
+    out_s = np.zeros((B, K))
+    out_c = np.full((B, K), -1, np.int64)
+    out_i = np.full((B, K), -1, np.int64)
+    for img in range(B):
+        dets = []  # (score, n, c)
+        for c in range(C):
+            cand = [n for n in range(N) if sc[img, n, c] > score_threshold]
+            cboxes = bx[img, cand] if bx.ndim == 3 else bx[img, cand, c]
+            kept = [cand[k] for k in nms(cboxes.reshape(-1, 4), sc[img, cand, c], iou_threshold, dtype)]
+            if max_per_class is not None:
+                kept = kept[:max_per_class]
+            dets += [(sc[img, n, c], n, c) for n in kept]
+        dets.sort(key=lambda d: (-d[0], d[1], d[2]))
+        dets = dets[:K]
+        num[img] = len(dets)
+        for r, (s, n, c) in enumerate(dets):
+            out_b[img, r] = bx[img, n] if bx.ndim == 3 else bx[img, n, c]
+            out_s[img, r] = s
+            out_c[img, r] = c
+            out_i[img, r] = n
+    return num, out_b, out_s, out_c, out_i

@@ -457,7 +457,7 @@ FASTIOU_HD index_t greedy_impl(const BoxView<T>& v, double threshold, index_t ca
     std::fill(keep, keep + limit, uint8_t(1));
     return limit;
   }
-  const T t = threshold_as<T>(threshold);
+  const T t = nms_threshold<T>(threshold);
   index_t kept = 0;
   if (!(threshold >= 0) || n < kGridMin) {
     ws.kept.reserve((n + L - 1) / L);
@@ -800,7 +800,7 @@ void nms_sweep_cpu(const T* boxes, const double* scores, const int64_t* classes,
     std::vector<T> tt(static_cast<size_t>(m));
     std::vector<double> rho(static_cast<size_t>(m));
     for (int k = 0; k < m; ++k) {
-      tt[k] = threshold_as<T>(thresholds[pos[c0 + k]]);
+      tt[k] = nms_threshold<T>(thresholds[pos[c0 + k]]);
       rho[k] = Grid<T>::band(thresholds[pos[c0 + k]]);
     }
     std::vector<uint64_t> mask(static_cast<size_t>(n));

@@ -12,15 +12,6 @@
 namespace fastiou {
 namespace nms_detail {
 
-// The suppression threshold in the compute type: `iou > threshold_as<T>(t)` in T decides
-// exactly as nms_math.h's `double(iou) > t`.
-template <typename T>
-inline T threshold_as(double t);
-template <>
-inline float threshold_as<float>(double t) { return threshold_below_f32(t); }
-template <>
-inline double threshold_as<double>(double t) { return t; }
-
 // order[r] = the position of the r-th smallest key, ties by position (a stable sort): an LSD
 // radix sort, one 8-bit digit a pass, that skips the digits all keys share.
 void rank_keys(const uint64_t* keys, index_t n, index_t* order);

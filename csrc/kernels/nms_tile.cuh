@@ -6,15 +6,6 @@
 
 namespace fastiou {
 
-// The suppression threshold in the compute type T: `iou > nms_threshold<T>(t)` decides exactly
-// as nms_math.h's `double(iou) > t` (threshold_below_f32 for float, the value for double).
-template <typename T>
-FASTIOU_HD T nms_threshold(double t);
-template <>
-FASTIOU_HD float nms_threshold<float>(double t) { return threshold_below_f32(t); }
-template <>
-FASTIOU_HD double nms_threshold<double>(double t) { return t; }
-
 // OR of a 64-bit value over the 32 lanes of a full warp.
 __device__ __forceinline__ unsigned long long nms_warp_or(unsigned long long v) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

@@ -99,4 +99,13 @@ FASTIOU_HD float threshold_below_f32(double threshold) {
   return t;
 }
 
+// The suppression threshold in the compute type T: `iou > nms_threshold<T>(t)` in T decides
+// exactly as `double(iou) > t` (threshold_below_f32 for float, the value itself for double).
+template <typename T>
+FASTIOU_HD T nms_threshold(double t);
+template <>
+FASTIOU_HD float nms_threshold<float>(double t) { return threshold_below_f32(t); }
+template <>
+FASTIOU_HD double nms_threshold<double>(double t) { return t; }
+
 }  // namespace fastiou

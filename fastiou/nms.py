@@ -28,7 +28,7 @@ import numpy as np
 from . import _dispatch
 from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape
 from ._errors import InputError
-from .boxes import _dtypes
+from .boxes import _dtypes, _finish
 
 __all__ = ["nms", "batched_nms", "nms_sweep", "soft_nms", "matrix_nms", "multiclass_nms",
            "MulticlassNMSResult"]
@@ -200,15 +200,16 @@ def soft_nms(boxes, scores, iou_threshold: float = 0.3, sigma: float = 0.5,
     if method == "gaussian" and sig <= 0:
         raise ValueError(f"sigma: expected a positive number for the gaussian method, got {sig}")
     b, s, device, cdt = _boxes_scores(boxes, scores)
+    rdt = _dtypes(b.dtype)[1]
     n = b.shape[0]
     keep = b.lib.empty((n,), "int64", device)
     new_scores = b.lib.empty((n,), cdt, device)
     if n == 0:
-        return keep, new_scores
+        return keep, _finish(b, new_scores, rdt)
     k = _dispatch.call("soft_nms", device, b.astype(cdt).contiguous(), s.astype(cdt).contiguous(),
                        thr, sig, ms, _SOFT_METHODS[method], Arg("keep", b.lib, keep),
                        Arg("new_scores", b.lib, new_scores))
-    return keep[:k], new_scores[:k]
+    return keep[:k], _finish(b, new_scores[:k], rdt)
 
 
 def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: float = 2.0):
@@ -243,14 +244,14 @@ def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: 
     if len(m.shape) == 3:
         raise NotImplementedError("matrix_nms on masks (N, H, W): not implemented yet; pass boxes (N, 4)")
     b, s, device, cdt = _boxes_scores(m.x, scores)
+    rdt = _dtypes(b.dtype)[1]
     n = b.shape[0]
     lab = _classes(labels, b, "labels")
     out = b.lib.empty((n,), cdt, device)
-    if n == 0:
-        return out
-    _dispatch.call("matrix_nms", device, b.astype(cdt).contiguous(), s.astype(cdt).contiguous(), lab,
-                   _MATRIX_KERNELS[kernel], sig, Arg("out", b.lib, out))
-    return out
+    if n > 0:
+        _dispatch.call("matrix_nms", device, b.astype(cdt).contiguous(), s.astype(cdt).contiguous(), lab,
+                       _MATRIX_KERNELS[kernel], sig, Arg("out", b.lib, out))
+    return _finish(b, out, rdt)
 
 
 class MulticlassNMSResult(NamedTuple):
@@ -286,7 +287,8 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
     Returns:
         MulticlassNMSResult: ``(num (B,), boxes (B, K, 4), scores (B, K), classes (B, K),
         indices (B, K))``; rows past ``num[b]`` are 0 (boxes, scores) and -1 (classes,
-        indices). Boxes and scores are float32 (float64 for float64 inputs).
+        indices). Boxes and scores are float32 (float64 for float64 boxes); scores are
+        compared with ``score_threshold`` and ranked in that precision.
     """
     thr = _threshold(iou_threshold)
     sthr = _threshold(score_threshold, "score_threshold")
@@ -298,7 +300,7 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
     b = as_arg("boxes", boxes)
     s = as_arg("scores", scores)
     bdt = check_numeric(b)
-    sdt = check_numeric(s)
+    check_numeric(s)
     device = check_device([b, s])
     if len(s.shape) != 3:
         raise InputError(f"scores: expected shape (B, N, C), got {fmt_shape(s.shape)}")
@@ -308,7 +310,8 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
     elif b.shape != (bsz, n, c, 4):
         raise InputError(f"boxes: expected shape ({bsz}, {n}, 4) or ({bsz}, {n}, {c}, 4) to match "
                          f"scores {fmt_shape(s.shape)}, got {fmt_shape(b.shape)}")
-    cdt, _ = _dtypes(bdt, sdt)
+    # The IoU test is nms's: in the boxes' compute precision, whatever the scores' dtype.
+    cdt, rdt = _dtypes(bdt)
     k = int(max_detections)
     lib = b.lib
     num = lib.zeros((bsz,), "int64", device)
@@ -322,4 +325,5 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
                        Arg("num", lib, num), Arg("out_boxes", lib, out_boxes),
                        Arg("out_scores", lib, out_scores), Arg("out_classes", lib, out_classes),
                        Arg("out_indices", lib, out_indices))
-    return MulticlassNMSResult(num, out_boxes, out_scores, out_classes, out_indices)
+    return MulticlassNMSResult(num, _finish(b, out_boxes, rdt), _finish(b, out_scores, rdt), out_classes,
+                               out_indices)

@@ -12,15 +12,20 @@
 #   build      pip install -e . with FASTIOU_CUDA=1 (no nvcc = failure) -> $OUT/build.log
 #   backends   fastiou.backends() and fastiou.info()            -> $OUT/env.log
 #   tests_gpu  pytest tests -x -k "cuda or cupy"                -> $OUT/tests_gpu.log
+#   nms_smoke  python3 benchmarks/gpu_nms_smoke.py (MATCH / MISMATCH per case, one timing
+#              table; exit 1 on any MISMATCH or ERROR)          -> $OUT/nms_smoke.log
 #   bench      python3 -m fastiou.bench --device cuda           -> $OUT/gpu_bench.log, gpu-bench.json
 #   tests_all  the whole suite (CPU and GPU) in the time left   -> $OUT/tests_all.log
-# The summary (each step's status, test counts, failures, the bench table) is printed last
-# and saved as $OUT/summary.txt: 7 files in $OUT. Exit status: 0 when no step failed.
+# The summary (each step's status, test counts, the smoke's MATCH / MISMATCH counts, failures,
+# the bench table) is printed last and saved as $OUT/summary.txt: 8 files in $OUT, the most
+# the device machine hands back (a new step appends to one of these logs). Exit status: 0
+# when no step failed.
 # The bench runs before the full suite so that a suite grown by later issues can only eat
 # into its own time; the bench itself stops starting cases when its --budget is spent.
 #
 # Knobs: PYTHON (python3), BUDGET (470), FASTIOU_CUDA_ARCHS (90: H100/H200 only, halves the
-# nvcc time), TESTS_GPU_K (the -k expression of the GPU tests).
+# nvcc time), TESTS_GPU_K (the -k expression of the GPU tests), SMOKE_ARGS (extra arguments
+# of gpu_nms_smoke.py, e.g. --quick: no timing).
 set -euo pipefail
 
 OUT=${OUT:-/tmp/out}
@@ -28,6 +33,7 @@ PY=${PYTHON:-python3}
 BUDGET=${BUDGET:-470}
 RESERVE=25                      # seconds kept for the summary
 TESTS_GPU_K=${TESTS_GPU_K:-cuda or cupy}
+read -r -a SMOKE_OPTS <<< "${SMOKE_ARGS:-}"
 export PYTHONUNBUFFERED=1
 export FASTIOU_CUDA=1           # a missing nvcc is a build failure, not a CPU-only build
 export FASTIOU_CUDA_ARCHS=${FASTIOU_CUDA_ARCHS:-90}
@@ -35,7 +41,7 @@ if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
     export PATH="$PATH:/usr/local/cuda/bin"
 fi
 mkdir -p "$OUT"
-rm -f "$OUT"/{env,build,tests_gpu,tests_all,gpu_bench,summary}.log "$OUT"/summary.txt "$OUT"/gpu-bench.json
+rm -f "$OUT"/{env,build,tests_gpu,nms_smoke,tests_all,gpu_bench,summary}.log "$OUT"/summary.txt "$OUT"/gpu-bench.json
 cd "$(dirname "${BASH_SOURCE[0]}")/.."   # the repository root, wherever it is called from
 T0=$SECONDS
 STEPS=()
@@ -126,6 +132,16 @@ pytest_result() {
         grep -v "^==[^=]" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' | grep . || echo "no pytest summary"
 }
 
+# The smoke's verdict lines, counted ("MATCH 212, MISMATCH 0, ERROR 0, SKIP 2, NOT IMPLEMENTED 0").
+smoke_result() {
+    local log=$1 s out=
+    [ -f "$log" ] || { echo "no log"; return; }
+    for s in MATCH MISMATCH ERROR SKIP "NOT IMPLEMENTED"; do
+        out+="${out:+, }$s $(grep -cE "^$s +[^ ]" "$log")"
+    done
+    echo "$out"
+}
+
 summary() {
     set +e
     {
@@ -138,6 +154,7 @@ summary() {
             case $s in
                 tests_gpu) res=$(pytest_result "$OUT/tests_gpu.log") ;;
                 tests_all) res=$(pytest_result "$OUT/tests_all.log") ;;
+                nms_smoke) res=$(smoke_result "$OUT/nms_smoke.log") ;;
                 *) res= ;;
             esac
             case ${RC[$s]} in
@@ -159,6 +176,18 @@ summary() {
                 grep -E "^(FAILED|ERROR) " "$OUT/$log.log" | head -n 15
             fi
         done
+        if [ -f "$OUT/nms_smoke.log" ]; then
+            if grep -qE "^(MISMATCH|ERROR) " "$OUT/nms_smoke.log"; then
+                echo "-- nms_smoke: MISMATCH / ERROR (first 15)"
+                grep -E "^(MISMATCH|ERROR) " "$OUT/nms_smoke.log" | cut -c1-220 | head -n 15
+            fi
+            if grep -q "^-- timing on" "$OUT/nms_smoke.log"; then
+                echo "-- nms_smoke timing"
+                sed -n '/^-- timing on/,/^-- fastiou cuda nms/p' "$OUT/nms_smoke.log" |
+                    grep -v "^-- fastiou cuda nms" | grep . | head -n 14
+            fi
+            grep -E "^[0-9]+ failures in" "$OUT/nms_smoke.log" | tail -n 1
+        fi
         if [ "${RC[build]:-}" != 0 ] && [ -f "$OUT/build.log" ]; then
             echo "-- build.log (last 25 lines)"
             tail -n 25 "$OUT/build.log"
@@ -188,6 +217,10 @@ if "$PY" -c "import pytest_timeout" >/dev/null 2>&1; then
 fi
 run_step tests_gpu 150 "$OUT/tests_gpu.log" \
     "${PYMOD[@]}" pytest tests -x -k "$TESTS_GPU_K" "${PYTEST_OPTS[@]}"
+
+# The suppression family on the GPU against the CPU backend and torchvision: MATCH / MISMATCH
+# per case (a plain script, not pytest; under a minute on an H100).
+run_step nms_smoke 90 "$OUT/nms_smoke.log" "$PY" benchmarks/gpu_nms_smoke.py ${SMOKE_OPTS[@]+"${SMOKE_OPTS[@]}"}
 
 # The bench stops starting new cases 20 s before its own limit (a killed bench still leaves
 # the JSON of the cases it finished).

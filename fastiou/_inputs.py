@@ -174,11 +174,12 @@ def yolo_head(batch: int = 1, seed: int = 0, *, classes: int = 80, dtype=np.floa
     ``non_max_suppression`` receives).
 
     Each image has 3-30 objects; anchors whose centre lies in an object's central region, on
-    the levels where the object spans 3-24 strides, predict its box (jittered by up to 8% of its size) with a score for its class
-    that falls with the distance from the centre (peak 0.5-0.95) and a lower one for a
-    look-alike class; other anchors predict a small box near their centre with background
-    scores ``sigmoid(N(-10, 1.2))``: a few thousand (anchor, class) pairs per image pass a
-    0.001 threshold (3.5-6k in the first 16 images), 80-1000 pass 0.25.
+    the levels where the object spans 3-24 strides, predict its box (jittered by up to 8% of
+    its size) with a score for its class that falls with the distance from the centre (peak
+    0.5-0.95) and a lower one for a look-alike class; other anchors predict a small box near
+    their centre with background scores ``sigmoid(N(-10, 1.2))``: a few thousand (anchor,
+    class) pairs per image pass a 0.001 threshold (3.5-6k in the first 16 images), 80-1000
+    pass 0.25. Image ``i`` is the same whatever ``batch`` (> i) is asked for.
     """
     rng = np.random.default_rng(seed)
     ctr, stride = yolo_anchor_points()

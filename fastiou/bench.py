@@ -660,6 +660,17 @@ def _cv2_contenders(env: Env, boxes: np.ndarray, scores: np.ndarray, thr: float,
     return [Contender("cv2.dnn", "baseline", call, canon=canon)]
 
 
+def _torch_input_variant(env: Env, fn_name: str, targs: tuple) -> list[Contender]:
+    """On CPU, fastiou's cpp backend called with torchvision's torch CPU tensors: the drop-in
+    call (the other fastiou rows get numpy arrays), which pays the torch-side conversions."""
+    if env.device != "cpu" or env.torch is None:
+        return []
+    fn = getattr(env.fastiou, fn_name, None)
+    skip = f"fastiou.{fn_name} is missing" if fn is None else env.backend_skip("cpp")
+    return [Contender("fastiou[cpp] torch", "fastiou", None if skip else (lambda: fn(*targs)),
+                      lambda: env.fastiou.use_backend("cpp"), skip, "torch:cpu", "int64")]
+
+
 def _k(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
@@ -683,6 +694,7 @@ def nms_case(env: Env, workload_id: str, boxes: np.ndarray, scores: np.ndarray, 
     contenders = env.baselines("nms", (tb, ts, thr), np_nms, (fb, fs, thr))
     contenders += _cv2_contenders(env, boxes, scores, thr)
     contenders += env.fastiou_variants("nms", (fb, fs, thr), expect_dtype="int64")
+    contenders += _torch_input_variant(env, "nms", (tb, ts, thr))
     reference = None
     notes = dict(notes)
     if env.device == "cuda":
@@ -711,6 +723,7 @@ def batched_case(env: Env, workload_id: str, boxes: np.ndarray, scores: np.ndarr
     contenders = env.baselines("batched_nms", (tb, ts, ti, thr), np_batched_nms, (fb, fs, fi, thr))
     contenders += _cv2_contenders(env, boxes, scores, thr, labels=idxs)
     contenders += env.fastiou_variants("batched_nms", (fb, fs, fi, thr), expect_dtype="int64")
+    contenders += _torch_input_variant(env, "batched_nms", (tb, ts, ti, thr))
     n = len(scores)
     path = "per-class loop" if n * 4 > (4000 if env.device == "cpu" else 100_000) else "coordinate offsets"
     notes = dict(notes, candidates=n, classes=int(len(np.unique(idxs))), torchvision_path=path)

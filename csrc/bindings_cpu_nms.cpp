@@ -1,13 +1,15 @@
 // fastiou._C: the suppression kernels (nms, nms_sweep, soft_nms, matrix_nms, multiclass_nms).
 //
-// Same contract as csrc/bindings_cpu.cpp: validated, C-contiguous numpy arrays and
-// preallocated outputs come in; every shape, dtype and code a kernel would index out of bounds
-// with is checked again here (ValueError), then the GIL is released around the kernel.
+// Same contract as csrc/bindings_cpu.cpp: validated, C-contiguous numpy arrays (multiclass_nms's
+// scores: any positive strides) and preallocated outputs come in; every shape, stride, dtype
+// and code a kernel would index out of bounds with is checked again here (ValueError), then
+// the GIL is released around the kernel.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -40,6 +42,66 @@ const int64_t* classes_ptr(const py::object& classes, index_t n) {
   if (!py::isinstance<py::array>(classes))
     throw py::value_error("classes: expected an int64 numpy array or None");
   return checked<int64_t>(classes.cast<py::array>(), "classes", {n}, false);
+}
+
+// As checked(), for an input read through its strides (a transposed view needs no copy):
+// returns the data pointer and writes the element strides to `strides`. A stride must be a
+// positive multiple of the item size (a flipped or broadcast view is refused: the caller
+// copies those), and the farthest element must lie at an offset that int64 holds. A
+// dimension of extent 1 only ever reads index 0: its stride is set to 1, whatever it was.
+template <typename T>
+const T* strided(const py::array& a, const char* name, std::vector<py::ssize_t> shape,
+                 index_t* strides) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::value_error(std::string(name) + ": expected dtype " +
+                          std::string(py::str(py::dtype::of<T>())) + ", got " +
+                          std::string(py::str(a.dtype())));
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
+  if (!ok) {
+    std::string want = "(";
+    for (size_t d = 0; d < shape.size(); ++d)
+      want += (d ? ", " : "") + (shape[d] < 0 ? std::string("*") : std::to_string(shape[d]));
+    throw py::value_error(std::string(name) + ": expected shape " + want + "), got " +
+                          fastiou::bind::shape_str(a));
+  }
+  if (reinterpret_cast<uintptr_t>(a.data()) % alignof(T) != 0)
+    throw py::value_error(std::string(name) + ": expected an aligned array");
+  const py::ssize_t item = static_cast<py::ssize_t>(sizeof(T));
+  bool empty = false;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) empty = empty || a.shape(d) == 0;
+  int64_t extent = 0;  // offset of the farthest element, in elements
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    strides[d] = 1;
+    if (empty || a.shape(d) <= 1) continue;
+    const py::ssize_t st = a.strides(d);
+    if (st <= 0 || st % item != 0)
+      throw py::value_error(std::string(name) + ": expected positive strides that are multiples "
+                            "of the item size, got " + std::to_string(st) + " bytes on axis " +
+                            std::to_string(d));
+    strides[d] = st / item;
+    int64_t span;
+    if (__builtin_mul_overflow(static_cast<int64_t>(a.shape(d) - 1), strides[d], &span) ||
+        __builtin_add_overflow(extent, span, &extent))
+      throw py::value_error(std::string(name) + ": strides and shape reach past 2**63 elements");
+  }
+  // A view made with as_strided may claim more than its memory: where the owning array can be
+  // found (through ndarray bases and as_strided's wrapper), its buffer must hold every element.
+  if (!empty) {
+    py::object o = a.attr("base");
+    while (!o.is_none() && !(py::isinstance<py::array>(o) && o.cast<py::array>().owndata()))
+      o = py::hasattr(o, "base") ? py::object(o.attr("base")) : py::none();
+    if (!o.is_none()) {
+      const py::array owner = o.cast<py::array>();
+      const char* lo = static_cast<const char*>(owner.data());
+      const char* p = static_cast<const char*>(a.data());
+      const py::ssize_t off = p - lo;
+      if (off < 0 || off > owner.nbytes() || extent >= (owner.nbytes() - off) / item)
+        throw py::value_error(std::string(name) +
+                              ": strides and shape reach past the array's memory");
+    }
+  }
+  return static_cast<const T*>(a.data());
 }
 
 template <typename T>
@@ -146,7 +208,8 @@ void multiclass_nms_t(const py::array& boxes, const py::array& scores, double th
   const T* pb = checked<T>(boxes, "boxes", {-1, -1, -1, 4}, false);
   const index_t b = boxes.shape(0), n = boxes.shape(1), cb = boxes.shape(2);
   check_count(n, "boxes");
-  const T* ps = checked<T>(scores, "scores", {b, n, -1}, false);
+  index_t ss[3];
+  const T* ps = strided<T>(scores, "scores", {b, n, -1}, ss);
   const index_t c = scores.shape(2);
   if (cb != 1 && cb != c)
     throw py::value_error("boxes: expected shape (B, N, 1, 4) or (B, N, C, 4) with C = " +
@@ -160,8 +223,8 @@ void multiclass_nms_t(const py::array& boxes, const py::array& scores, double th
   int64_t* poc = checked<int64_t>(out_classes, "out_classes", {b, k}, true);
   int64_t* poi = checked<int64_t>(out_indices, "out_indices", {b, k}, true);
   py::gil_scoped_release release;
-  fastiou::multiclass_nms_cpu<T>(pb, ps, b, n, c, cb, thr, sthr, max_per_class, k, pn, pob, pos,
-                                 poc, poi);
+  fastiou::multiclass_nms_cpu<T>(pb, ps, b, n, c, ss[0], ss[1], ss[2], cb, thr, sthr,
+                                 max_per_class, k, pn, pob, pos, poc, poi);
 }
 
 void multiclass_nms(const py::array& boxes, const py::array& scores, double iou_threshold,

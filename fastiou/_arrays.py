@@ -45,6 +45,14 @@ class _Numpy:
 
     @staticmethod
     def contiguous(x):
+        if x.ndim >= 2 and 1 < x.shape[-1] <= 16 and abs(x.strides[-1]) > abs(x.strides[-2]) > 0:
+            # A coordinate-major view (boxes sliced from a transposed (B, 4 + C, N) head): numpy
+            # copies in the output's order, a cache line of the input per element; one
+            # last-axis slice at a time reads the input's rows in order (~4x faster).
+            out = np.empty(x.shape, x.dtype)
+            for q in range(x.shape[-1]):
+                out[..., q] = x[..., q]
+            return out
         return np.ascontiguousarray(x)
 
     @staticmethod

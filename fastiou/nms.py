@@ -254,6 +254,15 @@ def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: 
     return _finish(b, out, rdt)
 
 
+def _positive_strides(a: Arg) -> Arg:
+    """``a`` if its host view has positive, item-aligned strides (what the host kernels read
+    in place), else a C-contiguous copy (flipped, broadcast or misaligned views)."""
+    v = a.lib.host(a.x)
+    ok = v.flags.aligned and all(st > 0 and st % v.itemsize == 0
+                                 for st, d in zip(v.strides, v.shape) if d > 1)
+    return a if ok else Arg(a.name, a.lib, a.lib.contiguous(a.x))
+
+
 class MulticlassNMSResult(NamedTuple):
     """Fixed-size, padded result of ``multiclass_nms`` (TensorRT EfficientNMS layout)."""
 
@@ -278,7 +287,8 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
     Args:
         boxes (Array[B, N, 4] or Array[B, N, C, 4]): xyxy boxes, shared by the classes or
             one per class.
-        scores (Array[B, N, C]): class scores.
+        scores (Array[B, N, C]): class scores. On the CPU a strided view is read in place:
+            ``pred[:, 4:].transpose(1, 2)`` of a YOLO head ``(B, 4 + C, N)`` costs no copy.
         iou_threshold (float): as in ``nms``.
         score_threshold (float): candidates need a score strictly above it.
         max_per_class (int, optional): cap per class and image (None: no cap).
@@ -320,7 +330,11 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
     out_classes = lib.full((bsz, k), -1, "int64", device)
     out_indices = lib.full((bsz, k), -1, "int64", device)
     if bsz * n * c > 0 and k > 0:
-        _dispatch.call("multiclass_nms", device, b.astype(cdt).contiguous(), s.astype(cdt).contiguous(),
+        # The host kernels read scores through their strides (a transposed (B, C, N) head needs
+        # no copy); the GPU kernels index them C-contiguous.
+        s = s.astype(cdt)
+        s = s.contiguous() if device != "cpu" else _positive_strides(s)
+        _dispatch.call("multiclass_nms", device, b.astype(cdt).contiguous(), s,
                        thr, sthr, -1 if max_per_class is None else int(max_per_class),
                        Arg("num", lib, num), Arg("out_boxes", lib, out_boxes),
                        Arg("out_scores", lib, out_scores), Arg("out_classes", lib, out_classes),

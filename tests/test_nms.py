@@ -811,6 +811,75 @@ def test_non_contiguous_inputs(combo, kind):
         np.testing.assert_array_equal(combo.to_numpy(a), combo.to_numpy(b))
 
 
+HOST_BACKENDS = ["cpp", "numba"]
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_multiclass_nms_reads_strided_scores(backend):
+    """Host backends read scores through their strides: a transposed class-major (B, C, N) head
+    (YOLO's), a sliced anchor-major view, and views they refuse (flipped, broadcast: copied by
+    multiclass_nms) all give the contiguous result, exactly."""
+    if not fastiou.backends()[backend]["available"]:
+        pytest.skip(f"{backend} unavailable: {fastiou.backends()[backend]['reason']}")
+    torch = pytest.importorskip("torch") if backend == "cpp" else None
+    head = _inputs.yolo_head(2, seed=3, classes=12, dtype=np.float32)   # (B, 4 + C, N)
+    p = head.swapaxes(1, 2)                                              # (B, N, 4 + C): a view
+    boxes = np.ascontiguousarray(fastiou.box_convert(p[..., :4], "cxcywh", "xyxy"))
+    _, more = multiclass_inputs(2, True, seed=21, n=boxes.shape[1], c=24)
+    more = more.astype(np.float32)
+    views = {"class-major": p[..., 4:],                                 # strides (.., 4, N * 4)
+             "anchor-major slice": more[:, :, ::2],                      # strides (.., 96, 8)
+             "flipped": np.ascontiguousarray(p[..., 4:][:, :, ::-1])[:, :, ::-1],
+             "broadcast": np.broadcast_to(p[:1, :, 4:], p[..., 4:].shape)}
+    with fastiou.use_backend(backend):
+        for what, v in views.items():
+            assert not v.flags.c_contiguous, what
+            found = 0
+            for conf, cap in ((0.25, None), (0.001, 2), (0.6, 0)):
+                for args in ((boxes, v), (boxes[:, :, None].repeat(v.shape[2], 2), v)):
+                    want = fastiou.multiclass_nms(args[0], np.ascontiguousarray(v), 0.7, conf, cap, 300)
+                    found += int(want.num.sum())
+                    got = fastiou.multiclass_nms(*args, 0.7, conf, cap, 300)
+                    for f, a, b in zip(want._fields, got, want):
+                        np.testing.assert_array_equal(a, b, f"{backend} {what} conf={conf}: {f}")
+                    if torch is not None:
+                        got = fastiou.multiclass_nms(torch.from_numpy(args[0]), torch.from_numpy(v.copy()).
+                                                     transpose(1, 2).contiguous().transpose(1, 2), 0.7, conf, cap, 300)
+                        for f, a, b in zip(want._fields, got, want):
+                            np.testing.assert_array_equal(a.numpy(), b, f"torch {what} conf={conf}: {f}")
+            assert found > 0, what
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_multiclass_nms_kernel_refuses_bad_strides(backend):
+    """The kernels themselves (below multiclass_nms's copy) refuse strides they would read out of
+    bounds or misaligned with: ValueError, never a read."""
+    if not fastiou.backends()[backend]["available"]:
+        pytest.skip(f"{backend} unavailable: {fastiou.backends()[backend]['reason']}")
+    if backend == "cpp":
+        from fastiou import _C as mod
+    else:
+        from fastiou._backends import numba_cpu as mod
+    b, n, c, k = 2, 8, 3, 5
+    boxes = np.zeros((b, n, 1, 4), np.float32)
+    outs = (np.zeros(b, np.int64), np.zeros((b, k, 4), np.float32), np.zeros((b, k), np.float32),
+            np.zeros((b, k), np.int64), np.zeros((b, k), np.int64))
+    raw = np.zeros(b * n * c * 2 + 1, np.float32)
+    bad = {"negative": np.ones((b, c, n), np.float32)[:, :, ::-1].swapaxes(1, 2),
+           "zero": np.broadcast_to(np.ones((1, n, c), np.float32), (b, n, c)),
+           "unaligned": raw.view(np.uint8)[1:1 + b * n * c * 4].view(np.float32).reshape(b, n, c),
+           "odd": np.lib.stride_tricks.as_strided(raw, (b, n, c), (n * c * 4, c * 4, 2)),
+           "past the end": np.lib.stride_tricks.as_strided(raw, (b, n, c), (n * c * 16, c * 4, 4)),
+           "far past": np.lib.stride_tricks.as_strided(raw[1:], (b, n, c), (2 ** 60, 4, 4))}
+    for what, s in bad.items():
+        with pytest.raises(ValueError):
+            mod.multiclass_nms(boxes, s, 0.5, 0.0, -1, *outs)
+    # extent-1 axes may carry any stride: only index 0 is read
+    one = np.lib.stride_tricks.as_strided(np.ones((1, n, 1), np.float32), (1, n, 1), (0, 4, -4))
+    mod.multiclass_nms(boxes[:1], one, 0.5, 0.0, -1, *(o[:1] for o in outs))
+    assert outs[0][0] == k and outs[4][0].tolist() == list(range(k))
+
+
 # --------------------------------------------------------------------------- backends agree
 def test_backends_agree(combo):
     """This combo against numpy on the other host backend: identical indices, scores within 1e-6."""

@@ -51,12 +51,28 @@ def _threshold_as(T, threshold: float):
     return t
 
 
-def _check(a, name, shape, dtype, writable=False):
+def _check(a, name, shape, dtype, writable=False, strided=False):
+    """As fastiou._C checks; ``strided``: any positive, item-aligned strides (its ``strided``)."""
     if not isinstance(a, np.ndarray):
         raise ValueError(f"{name}: expected a numpy array, got {type(a).__name__}")
     if a.dtype != dtype:
         raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
-    if not a.flags.c_contiguous:
+    if strided:
+        if not a.flags.aligned:
+            raise ValueError(f"{name}: expected an aligned array")
+        for d, (st, ext) in enumerate(zip(a.strides, a.shape)):
+            if a.size and ext > 1 and (st <= 0 or st % a.itemsize):
+                raise ValueError(f"{name}: expected positive strides that are multiples of the "
+                                 f"item size, got {st} bytes on axis {d}")
+        owner = a.base  # as_strided views may claim more than the owning array's memory
+        while owner is not None and not (isinstance(owner, np.ndarray) and owner.flags.owndata):
+            owner = getattr(owner, "base", None)
+        if a.size and owner is not None:
+            off = a.ctypes.data - owner.ctypes.data
+            end = off + sum((e - 1) * st for e, st in zip(a.shape, a.strides) if e > 1) + a.itemsize
+            if off < 0 or end > owner.nbytes:
+                raise ValueError(f"{name}: strides and shape reach past the array's memory")
+    elif not a.flags.c_contiguous:
         raise ValueError(f"{name}: expected a C-contiguous array")
     if writable and not a.flags.writeable:
         raise ValueError(f"{name}: not writable")
@@ -641,7 +657,7 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
     dt = _boxes_dtype(boxes)
     _check(boxes, "boxes", (-1, -1, -1, 4), dt)
     B, N, Cb = boxes.shape[:3]
-    _check(scores, "scores", (B, N, -1), dt)
+    _check(scores, "scores", (B, N, -1), dt, strided=True)
     C = scores.shape[2]
     if Cb != 1 and Cb != C:
         raise ValueError(f"boxes: expected shape (B, N, 1, 4) or (B, N, C, 4) with C = {C}, "

@@ -47,13 +47,15 @@ index_t soft_nms_cpu(const T* boxes, const T* scores, index_t n, double iou_thre
 template <typename T>
 void matrix_nms_cpu(const T* boxes, const T* scores, const int64_t* labels, index_t n,
                     int kernel, double sigma, T* out);
-// Batched per-class NMS: boxes (batch, n, cb, 4) with cb = 1 or c, scores (batch, n, c);
-// outputs (batch, k, ...) padded with 0 / -1 past num[b].
+// Batched per-class NMS: boxes (batch, n, cb, 4) with cb = 1 or c, C-contiguous; scores
+// (batch, n, c) at element strides (sb, sn, sc), each > 0 (any layout: a transposed class-major
+// head is read in place); outputs (batch, k, ...) padded with 0 / -1 past num[b].
 template <typename T>
 void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t n, index_t c,
-                        index_t cb, double iou_threshold, double score_threshold,
-                        index_t max_per_class, index_t k, int64_t* num, T* out_boxes,
-                        T* out_scores, int64_t* out_classes, int64_t* out_indices);
+                        index_t sb, index_t sn, index_t sc, index_t cb, double iou_threshold,
+                        double score_threshold, index_t max_per_class, index_t k, int64_t* num,
+                        T* out_boxes, T* out_scores, int64_t* out_classes,
+                        int64_t* out_indices);
 
 template <typename T>
 void box_pairwise_cuda(const T* boxes1, const T* boxes2, T* out, index_t batch, index_t n,

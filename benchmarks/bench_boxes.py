@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pytest_benchmark")

@@ -254,9 +254,6 @@ class _Cupy:
             return cp.cuda.get_current_stream().ptr
 
 
-_LIBS = {"numpy": _Numpy, "torch": _Torch, "cupy": _Cupy}
-
-
 def _is_torch(x) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
@@ -358,15 +355,3 @@ def check_numeric(arg: Arg) -> str:
 
 def fmt_shape(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def empty_like_lib(first: Arg, shape, dtype: str, device: str):
-    return first.lib.empty(tuple(shape), dtype, device)
-
-
-def zeros_like_lib(first: Arg, shape, dtype: str, device: str):
-    return first.lib.zeros(tuple(shape), dtype, device)
-
-
-def lib_of(name: str):
-    return _LIBS[name]

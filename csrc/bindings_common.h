@@ -18,17 +18,13 @@ inline std::string shape_str(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-// Checks dtype, C-contiguity, writability, rank and the sizes given (-1: any) and returns the
-// data pointer; ValueError naming the argument otherwise.
+// Checks dtype, rank and the sizes given (-1: any); ValueError naming the argument otherwise.
 template <typename T>
-T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
+void check_dtype_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
   if (!a.dtype().is(py::dtype::of<T>()))
     throw py::value_error(std::string(name) + ": expected dtype " +
                           std::string(py::str(py::dtype::of<T>())) + ", got " +
                           std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": not writable");
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
   if (!ok) {
@@ -38,6 +34,15 @@ T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape,
     throw py::value_error(std::string(name) + ": expected shape " + want + "), got " +
                           shape_str(a));
   }
+}
+
+// check_dtype_shape, plus C-contiguity and (for outputs) writability; returns the data pointer.
+template <typename T>
+T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
+  check_dtype_shape<T>(a, name, shape);
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": not writable");
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 

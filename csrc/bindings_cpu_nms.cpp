@@ -52,19 +52,7 @@ const int64_t* classes_ptr(const py::object& classes, index_t n) {
 template <typename T>
 const T* strided(const py::array& a, const char* name, std::vector<py::ssize_t> shape,
                  index_t* strides) {
-  if (!a.dtype().is(py::dtype::of<T>()))
-    throw py::value_error(std::string(name) + ": expected dtype " +
-                          std::string(py::str(py::dtype::of<T>())) + ", got " +
-                          std::string(py::str(a.dtype())));
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t d = 0; d < shape.size(); ++d)
-      want += (d ? ", " : "") + (shape[d] < 0 ? std::string("*") : std::to_string(shape[d]));
-    throw py::value_error(std::string(name) + ": expected shape " + want + "), got " +
-                          fastiou::bind::shape_str(a));
-  }
+  fastiou::bind::check_dtype_shape<T>(a, name, shape);
   if (reinterpret_cast<uintptr_t>(a.data()) % alignof(T) != 0)
     throw py::value_error(std::string(name) + ": expected an aligned array");
   const py::ssize_t item = static_cast<py::ssize_t>(sizeof(T));

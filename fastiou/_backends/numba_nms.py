@@ -88,6 +88,16 @@ def _boxes_dtype(boxes):
     return boxes.dtype
 
 
+def _boxes_scores(boxes, scores, scores_dtype=None):
+    """Checks boxes (N, 4) and scores (N,) (of ``scores_dtype``, default the boxes'); returns
+    (boxes dtype, N)."""
+    dt = _boxes_dtype(boxes)
+    _check(boxes, "boxes", (-1, 4), dt)
+    n = boxes.shape[0]
+    _check(scores, "scores", (n,), dt if scores_dtype is None else scores_dtype)
+    return dt, n
+
+
 @njit(**_FLAGS)
 def _iou(T, ax1, ay1, ax2, ay2, aar, bx1, by1, bx2, by2, bar):
     # box_math.h pair_value<T, MODE_IOU>, a = the higher-ranked box: plain min/max (a NaN
@@ -375,10 +385,7 @@ def _emit(flags, order, keep):
 
 def nms(boxes, scores, classes, iou_threshold, keep):
     """Greedy NMS: kept positions to ``keep[:K]`` in ranking order; returns K (as fastiou._C)."""
-    _boxes_dtype(boxes)
-    _check(boxes, "boxes", (-1, 4), boxes.dtype)
-    n = boxes.shape[0]
-    _check(scores, "scores", (n,), np.float64)
+    _, n = _boxes_scores(boxes, scores, np.float64)
     if classes is not None:
         _check(classes, "classes", (n,), np.int64)
     _check(keep, "keep", (n,), np.int64, writable=True)
@@ -394,10 +401,7 @@ def nms(boxes, scores, classes, iou_threshold, keep):
 
 def nms_sweep(boxes, scores, classes, thresholds, keep):
     """``keep[t, :K_t]`` = nms at ``thresholds[t]``, from one sort; returns ``[K_t]``."""
-    _boxes_dtype(boxes)
-    _check(boxes, "boxes", (-1, 4), boxes.dtype)
-    n = boxes.shape[0]
-    _check(scores, "scores", (n,), np.float64)
+    _, n = _boxes_scores(boxes, scores, np.float64)
     if classes is not None:
         _check(classes, "classes", (n,), np.int64)
     thresholds = [float(t) for t in thresholds]
@@ -485,10 +489,7 @@ def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_s
     """mmcv soft-NMS: ``keep[:K]``, ``new_scores[:K]`` in processing order; returns K."""
     if method not in (SOFT_LINEAR, SOFT_GAUSSIAN, SOFT_HARD):
         raise ValueError(f"method: expected 0 (linear), 1 (gaussian) or 2 (hard), got {method}")
-    dt = _boxes_dtype(boxes)
-    _check(boxes, "boxes", (-1, 4), dt)
-    n = boxes.shape[0]
-    _check(scores, "scores", (n,), dt)
+    dt, n = _boxes_scores(boxes, scores)
     _check(keep, "keep", (n,), np.int64, writable=True)
     _check(new_scores, "new_scores", (n,), dt, writable=True)
     if n == 0:
@@ -555,10 +556,7 @@ def matrix_nms(boxes, scores, labels, kernel, sigma, out):
     """Matrix NMS (mmdet mask_matrix_nms on box IoU): decayed scores to ``out``, input order."""
     if kernel not in (MATRIX_GAUSSIAN, MATRIX_LINEAR):
         raise ValueError(f"kernel: expected 0 (gaussian) or 1 (linear), got {kernel}")
-    dt = _boxes_dtype(boxes)
-    _check(boxes, "boxes", (-1, 4), dt)
-    n = boxes.shape[0]
-    _check(scores, "scores", (n,), dt)
+    dt, n = _boxes_scores(boxes, scores)
     _check(labels, "labels", (n,), np.int64)
     _check(out, "out", (n,), dt, writable=True)
     if n == 0:

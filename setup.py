@@ -111,7 +111,7 @@ def extensions():
     print(f"fastiou: CUDA module {cuda_status}", flush=True)
 
     flags_str = " ".join(CXX_FLAGS)
-    cpu_sources = [rel(CSRC / "bindings_cpu.cpp"), rel(CSRC / "bindings_cpu_nms.cpp")] + sorted(rel(p) for p in (CSRC / "cpu").glob("*.cpp"))
+    cpu_sources = sorted(rel(p) for p in CSRC.glob("bindings_cpu*.cpp")) + sorted(rel(p) for p in (CSRC / "cpu").glob("*.cpp"))
     exts = [Pybind11Extension(
         "fastiou._C", cpu_sources, include_dirs=[str(CSRC / "include")],
         extra_compile_args=CXX_FLAGS, extra_link_args=["-fopenmp"],

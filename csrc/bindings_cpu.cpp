@@ -145,7 +145,9 @@ py::dict build_info() {
 
 }  // namespace
 
-void register_nms(py::module_& m);  // csrc/bindings_cpu_nms.cpp
+void register_nms(py::module_& m);    // csrc/bindings_cpu_nms.cpp
+void register_masks(py::module_& m);  // csrc/bindings_cpu_masks.cpp
+void register_rle(py::module_& m);    // csrc/bindings_cpu_rle.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastiou CPU kernels (numpy arrays in, preallocated numpy outputs)";
@@ -172,4 +174,6 @@ PYBIND11_MODULE(_C, m) {
 #endif
   });
   register_nms(m);
+  register_masks(m);
+  register_rle(m);
 }

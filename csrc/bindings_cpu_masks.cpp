@@ -1,0 +1,6 @@
+// fastiou._C: the masks kernels (being written; see issue 4).
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_masks(py::module_& m) { (void)m; }

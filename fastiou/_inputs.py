@@ -58,6 +58,34 @@ def random_masks(n: int, h: int, w: int, seed: int = 0, *, empty_every: int = 0)
     return out
 
 
+def instance_masks(n: int, h: int, w: int, seed: int = 0, *, per_object: int = 5,
+                   jitter: float = 0.1) -> np.ndarray:
+    """``(n, h, w)`` uint8 masks as an instance-segmentation head predicts them: ``n /
+    per_object`` objects (ellipses 1/40 to 1/4 of the image across), each predicted
+    ``per_object`` times with its centre and radii moved by up to ``jitter`` of its size
+    ("mask-iou", "mask-nms"). Only each mask's box is filled in, so it is fast at any size.
+    """
+    rng = np.random.default_rng(seed)
+    objects = max(1, n // per_object)
+    ry0 = rng.uniform(h / 80, h / 8, objects)
+    rx0 = rng.uniform(w / 80, w / 8, objects)
+    cy0, cx0 = rng.uniform(0, h, objects), rng.uniform(0, w, objects)
+    out = np.zeros((n, h, w), dtype=np.uint8)
+    for i in range(n):
+        o = i % objects
+        ry = max(0.5, ry0[o] * (1 + rng.uniform(-jitter, jitter)))
+        rx = max(0.5, rx0[o] * (1 + rng.uniform(-jitter, jitter)))
+        cy = cy0[o] + rng.uniform(-jitter, jitter) * 2 * ry0[o]
+        cx = cx0[o] + rng.uniform(-jitter, jitter) * 2 * rx0[o]
+        y0, y1 = max(0, int(cy - ry)), min(h, int(cy + ry) + 1)
+        x0, x1 = max(0, int(cx - rx)), min(w, int(cx + rx) + 1)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        out[i, y0:y1, x0:x1] = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    return out
+
+
 def degenerate_boxes() -> np.ndarray:
     """Zero-area, inverted, touching, huge and identical boxes: the edge cases of the IoU family."""
     return np.array([

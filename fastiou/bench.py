@@ -1564,5 +1564,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+from fastiou import bench_masks  # noqa: E402,F401  (registers mask-iou, rle-encode, rle-iou, mask-nms)
+
+if __name__ == "__main__":  # run as fastiou.bench, where bench_masks registered its workloads
+    from fastiou.bench import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,358 @@
+"""The mask workloads of ``fastiou bench`` (BENCHMARKS.md): ``mask-iou``, ``rle-encode``,
+``rle-iou``, ``mask-nms``. Registered into :data:`fastiou.bench.WORKLOADS` when
+:mod:`fastiou.bench` is imported; :data:`MASK_WORKLOADS` lists their cases for
+benchmarks/bench_masks.py, as ``NMS_WORKLOADS`` does for the suppression workloads.
+
+Baselines are what users run today: the float32 matmul IoU of ultralytics / detectron2 /
+mmdet (torch, and numpy when torch is missing), pycocotools (``encode`` on the Fortran-order
+``(H, W, N)`` copy it requires, then ``iou``), a greedy loop over a torch IoU matrix for mask
+NMS and mmdet's ``mask_matrix_nms`` formula in torch for Matrix NMS.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from fastiou import _inputs
+from fastiou.bench import Case, Contender, Env, _stacked, _torch_threads, workload
+
+#: workload id -> (``params(device, quick)``, ``case(env, *params)``).
+MASK_WORKLOADS: dict[str, tuple[Callable[[str, bool], list[tuple]], Callable[..., Case]]] = {}
+
+
+def mask_workload(id: str, title: str, params: Callable[[str, bool], list[tuple]]):
+    def deco(case_fn):
+        MASK_WORKLOADS[id] = (params, case_fn)
+
+        def build(env: Env) -> Iterator[Case]:
+            for p in params(env.device, env.quick):
+                yield case_fn(env, *p)
+
+        workload(id, title)(build)
+        return case_fn
+
+    return deco
+
+
+# --------------------------------------------------------------------------------------------
+# Baselines
+
+
+def torch_mask_iou(torch, m1, m2):
+    """The float32 matmul IoU (ultralytics ``mask_iou``, detectron2, mmdet): uint8 masks to
+    float, intersections by one matmul."""
+    a = m1.reshape(m1.shape[0], -1).float()
+    b = m2.reshape(m2.shape[0], -1).float()
+    inter = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def np_mask_iou(m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    a = m1.reshape(m1.shape[0], -1).astype(np.float32)
+    b = m2.reshape(m2.shape[0], -1).astype(np.float32)
+    inter = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0).astype(np.float32)
+
+
+def coco_encode(mask_util, masks: np.ndarray) -> list:
+    """pycocotools.mask.encode from the (N, H, W) masks users hold: it takes (H, W, N) in
+    Fortran order only, so the copy is part of the call."""
+    return mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
+
+
+def coco_mask_iou(mask_util, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    r1, r2 = coco_encode(mask_util, m1), coco_encode(mask_util, m2)
+    return np.asarray(mask_util.iou(r1, r2, [0] * len(r2)))
+
+
+def torch_mask_nms(torch, masks, scores, thr: float) -> np.ndarray:
+    """Greedy mask NMS over a torch float32 IoU matrix (the usual hand-rolled loop)."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    m = masks[order]
+    iou = torch_mask_iou(torch, m, m).cpu().numpy()
+    n = len(order)
+    suppressed = np.zeros(n, dtype=bool)
+    keep = []
+    for i in range(n):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= iou[i].astype(np.float64) > thr
+    return order.cpu().numpy()[keep]
+
+
+def torch_matrix_nms(torch, masks, scores, labels, kernel: str = "gaussian", sigma: float = 2.0):
+    """mmdet ``mask_matrix_nms``'s decay, in torch, scores returned in input order (with a
+    stable sort, as fastiou ranks)."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    s, lab = scores[order], labels[order]
+    m = masks[order]
+    n = len(order)
+    iou = torch_mask_iou(torch, m, m).triu(diagonal=1)
+    same = (lab[:, None] == lab[None, :]).triu(diagonal=1)
+    decay_iou = iou * same
+    comp = decay_iou.max(0).values.expand(n, n).T
+    if kernel == "gaussian":
+        decay = (torch.exp(-sigma * decay_iou ** 2) / torch.exp(-sigma * comp ** 2)).min(0).values
+    else:
+        decay = ((1 - decay_iou) / (1 - comp)).min(0).values
+    out = torch.empty_like(s)
+    out[order] = s * decay
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _nbytes_note(n: int, m: int, h: int, w: int) -> dict:
+    words = (w + 63) // 64
+    packed = (n + m) * h * words * 8
+    floats = (n + m) * h * w * 4
+    return {"packed_bytes": packed, "float32_copies_bytes": floats,
+            "memory_ratio": f"1/{floats / packed:.0f}"}
+
+
+def _rle_canon(rles) -> np.ndarray:
+    """RLE dicts as comparable numbers: (h, w, crc32 of counts) per mask."""
+    if isinstance(rles, dict):
+        rles = [rles]
+    rows = []
+    for r in rles:
+        c = r["counts"]
+        c = c.encode() if isinstance(c, str) else bytes(c)
+        rows.append((r["size"][0], r["size"][1], zlib.crc32(c)))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _host_variants(env: Env, label: str, fn: Callable, args: tuple, canon=None,
+                   expect_dtype: str | None = None) -> list[Contender]:
+    """fastiou's ``fn(*args)`` on each host backend (cpp also on one thread), for ops whose
+    results are not one array of the input's library (RLE lists)."""
+    out = []
+    for b in ("cpp", "numba"):
+        skip = env.backend_skip(b)
+        ctx = lambda b=b: env.fastiou.use_backend(b)  # noqa: E731
+        out.append(Contender(f"fastiou[{b}]", "fastiou", None if skip else (lambda: fn(*args)), ctx, skip,
+                             canon=canon, expect_dtype=expect_dtype))
+        threads = env.fastiou_threads(1)
+        if b == "cpp" and threads is not None:
+            out.append(Contender(f"fastiou[{b}] 1-thread", "fastiou", None if skip else (lambda: fn(*args)),
+                                 lambda c=ctx, t=threads: _stacked(c(), t()), skip, canon=canon,
+                                 expect_dtype=expect_dtype))
+    return out
+
+
+def _torch_baselines(env: Env, name: str, fn: Callable, args: tuple, canon=None) -> list[Contender]:
+    if env.torch is None:
+        return []
+    out = [Contender(name, "baseline", lambda: fn(env.torch, *args), canon=canon)]
+    if env.device == "cpu":
+        out.append(Contender(f"{name} 1-thread", "baseline", lambda: fn(env.torch, *args),
+                             lambda: _torch_threads(env.torch, 1), canon=canon))
+    return out
+
+
+def _device_masks(env: Env, masks: np.ndarray):
+    """(fastiou's input, torch's input) for uint8 masks on this env's device."""
+    if env.device == "cuda":
+        t = env.torch.from_numpy(masks).to("cuda")
+        return t, t
+    return masks, (env.torch.from_numpy(masks) if env.torch is not None else None)
+
+
+# --------------------------------------------------------------------------------------------
+# mask-iou
+
+
+def mask_iou_params(device: str, quick: bool) -> list[tuple]:
+    sizes = [(100, 100, 480, 640), (100, 100, 1024, 1024)]
+    if not quick:
+        sizes.append((300, 300, 800, 1333))
+    return sizes
+
+
+@mask_workload("mask-iou", "dense mask IoU, instance-like masks (clusters of 5 predictions)", mask_iou_params)
+def mask_iou_case(env: Env, n: int, m: int, h: int, w: int) -> Case:
+    both = _inputs.instance_masks(n + m, h, w, seed=n + h)
+    m1, m2 = np.ascontiguousarray(both[0::2][:n]), np.ascontiguousarray(both[1::2][:m])
+    (f1, t1), (f2, t2) = _device_masks(env, m1), _device_masks(env, m2)
+    contenders = _torch_baselines(env, "torch matmul", torch_mask_iou, (t1, t2))
+    if env.device == "cpu":
+        if env.torch is None:
+            contenders.append(Contender("numpy matmul", "baseline", lambda: np_mask_iou(m1, m2)))
+        mask_util = env.optional("pycocotools.mask", "pycocotools")
+        if mask_util is not None:
+            contenders.append(Contender("pycocotools encode+iou", "baseline",
+                                        lambda: coco_mask_iou(mask_util, m1, m2)))
+    contenders += env.fastiou_variants("mask_iou", (f1, f2))
+    pack = getattr(env.fastiou, "pack_masks", None)
+    if pack is not None:
+        p1, p2 = pack(f1), pack(f2)
+        contenders.append(Contender("fastiou packed", "fastiou", lambda: env.fastiou.mask_iou(p1, p2),
+                                    expect_type=env.type_of(f1), expect_dtype="float32"))
+    return Case("mask-iou", "mask_iou", f"{n}x{m}@{h}x{w}", "uint8", env.device, contenders,
+                rtol=1e-6, atol=0, notes=_nbytes_note(n, m, h, w))
+
+
+# --------------------------------------------------------------------------------------------
+# rle-encode
+
+
+def rle_encode_params(device: str, quick: bool) -> list[tuple]:
+    if device != "cpu":
+        return []
+    return [(100, 480, 640), (100, 1024, 1024)]
+
+
+@mask_workload("rle-encode", "COCO RLE encode from (N, H, W) masks", rle_encode_params)
+def rle_encode_case(env: Env, n: int, h: int, w: int) -> Case:
+    masks = _inputs.instance_masks(n, h, w, seed=7)
+    mask_util = env.optional("pycocotools.mask", "pycocotools")
+    contenders = []
+    if mask_util is not None:
+        contenders.append(Contender("pycocotools", "baseline", lambda: coco_encode(mask_util, masks),
+                                    canon=_rle_canon))
+    contenders += _host_variants(env, "rle.encode", env.fastiou.rle.encode, (masks,), canon=_rle_canon)
+    return Case("rle-encode", "rle.encode", f"{n}@{h}x{w}", "uint8", env.device, contenders,
+                rtol=0, atol=0, compare="equal", notes={"baseline": "includes the (H, W, N) Fortran copy"})
+
+
+# --------------------------------------------------------------------------------------------
+# rle-iou
+
+
+def rle_iou_params(device: str, quick: bool) -> list[tuple]:
+    if device != "cpu":
+        return []
+    return [("eval", 50 if quick else 500), ("worst", 100), ("real", 100)]
+
+
+def _eval_images(mask_util, images: int, seed: int = 11) -> list[tuple]:
+    """``images`` COCO-eval calls: 100 detections against 7 ground-truth masks (one crowd)
+    at 480 x 640, built from 10 distinct images reused in turn."""
+    distinct = []
+    for k in range(10):
+        m = _inputs.instance_masks(107, 480, 640, seed=seed + k, per_object=15)
+        rles = coco_encode(mask_util, m)
+        iscrowd = [0] * 6 + [1]
+        distinct.append((rles[7:], rles[:7], iscrowd))
+    return [distinct[i % len(distinct)] for i in range(images)]
+
+
+def _real_images(path: str) -> list[tuple] | None:
+    """(dt, dt, iscrowd) per image of the real predictions: every detection against every
+    other, a fifth of them taken as crowd regions."""
+    import json
+    import os
+
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        dets = json.load(f)
+    by_image: dict[int, list] = {}
+    for d in dets:
+        by_image.setdefault(d["image_id"], []).append(d["segmentation"])
+    out = []
+    for rles in by_image.values():
+        iscrowd = [i % 5 == 0 for i in range(len(rles))]
+        out.append((rles, rles, iscrowd))
+    return out
+
+
+REAL_SEGM = "../shared/data/coco_val2014_segm_results_100img.json"
+
+
+def _real_path() -> str:
+    """The real predictions, next to the repository (``../shared/data`` from its root)."""
+    import os
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", REAL_SEGM)
+    return here if os.path.exists(here) else REAL_SEGM
+
+
+@mask_workload("rle-iou", "COCO RLE iou with iscrowd: eval-style per image, 100x100 worst case, real "
+               "predictions", rle_iou_params)
+def rle_iou_case(env: Env, kind: str, count: int) -> Case:
+    mask_util = env.optional("pycocotools.mask", "pycocotools")
+    notes: dict[str, Any] = {}
+    skip = None if mask_util is not None else "pycocotools not installed (the RLE inputs are built with it)"
+    calls: list[tuple] = []
+    if kind == "eval" and mask_util is not None:
+        calls = _eval_images(mask_util, count)
+        size = f"{count}img 100x7"
+    elif kind == "worst" and mask_util is not None:
+        m = _inputs.instance_masks(2 * count, 1024, 1024, seed=5, per_object=2 * count)
+        r = coco_encode(mask_util, m)
+        calls = [(r[:count], r[count:], [0] * count)]
+        size = f"{count}x{count}@1024"
+    elif kind == "real":
+        got = _real_images(_real_path())
+        if got is None:
+            skip = skip or f"{REAL_SEGM} not found"
+        else:
+            calls = got
+            notes["detections"] = sum(len(c[0]) for c in calls)
+        size = f"{len(calls)}img dt x dt"
+    else:
+        size = kind
+
+    def run(fn):
+        return [fn(d, g, c) for d, g, c in calls]
+
+    def canon(res) -> np.ndarray:
+        return np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in res]) if res else np.zeros(0)
+
+    contenders = [Contender("pycocotools", "baseline", None if skip else (lambda: run(mask_util.iou)),
+                            skip=skip, canon=canon)]
+    contenders += [c if not skip else Contender(c.name, c.kind, None, c.context, skip, canon=canon)
+                   for c in _host_variants(env, "rle.iou", run, (env.fastiou.rle.iou,), canon=canon)]
+    return Case("rle-iou", f"rle.iou {kind}", size, "rle", env.device, contenders, rtol=0, atol=0,
+                compare="equal", notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
+# mask-nms
+
+
+def mask_nms_params(device: str, quick: bool) -> list[tuple]:
+    cases = [("mask_nms", 500, 200, 333), ("matrix_nms", 500, 200, 333)]
+    if not quick:
+        cases += [("mask_nms", 3000, 256, 256), ("matrix_nms", 3000, 256, 256)]
+    return cases
+
+
+@mask_workload("mask-nms", "mask NMS (IoU 0.5) and Matrix NMS (gaussian, sigma 2) on instance masks",
+               mask_nms_params)
+def mask_nms_case(env: Env, op: str, n: int, h: int, w: int) -> Case:
+    masks = _inputs.instance_masks(n, h, w, seed=n, per_object=10)
+    rng = np.random.default_rng(n)
+    scores = rng.uniform(0.05, 1.0, n).astype(np.float32)
+    labels = rng.integers(0, 4, n)
+    fm, tm = _device_masks(env, masks)
+    if env.device == "cuda":
+        fs = env.torch.from_numpy(scores).to("cuda")
+        fl = env.torch.from_numpy(labels).to("cuda")
+        ts, tl = fs, fl
+    else:
+        fs, fl = scores, labels
+        ts = env.torch.from_numpy(scores) if env.torch is not None else None
+        tl = env.torch.from_numpy(labels) if env.torch is not None else None
+    if op == "mask_nms":
+        contenders = _torch_baselines(env, "torch matmul + greedy", torch_mask_nms, (tm, ts, 0.5))
+        contenders += env.fastiou_variants("mask_nms", (fm, fs, 0.5), expect_dtype="int64")
+        return Case("mask-nms", op, f"{n}@{h}x{w}", "uint8", env.device, contenders, rtol=0, atol=0,
+                    compare="equal", notes={"iou_threshold": 0.5})
+    contenders = _torch_baselines(env, "torch (mmdet formula)", torch_matrix_nms, (tm, ts, tl))
+    contenders += env.fastiou_variants("matrix_nms", (fm, fs, fl))
+    return Case("mask-nms", op, f"{n}@{h}x{w}", "uint8", env.device, contenders, rtol=1e-5, atol=1e-6,
+                notes={"kernel": "gaussian", "sigma": 2.0, "labels": 4})
+
+
+__all__ = ["MASK_WORKLOADS", "torch_mask_iou", "np_mask_iou", "coco_encode", "coco_mask_iou",
+           "torch_mask_nms", "torch_matrix_nms"]

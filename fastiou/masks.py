@@ -153,8 +153,11 @@ class PackedMasks:
                 raise TypeError("index: expected a slice, an integer, or an integer or boolean array")
             if index.size == 0:
                 index = index.astype(np.int64)
-        if self._lib.name == "torch" and isinstance(index, np.ndarray):
+        if isinstance(index, np.ndarray) and self._lib.name == "torch":
             index = self._lib._torch().as_tensor(index, device=self.bits.device)
+        elif isinstance(index, np.ndarray) and self._lib.name == "cupy":
+            with self._lib._cupy().cuda.Device(self.bits.device.id):
+                index = self._lib._cupy().asarray(index)
         bits = self.bits[index]
         if len(bits.shape) != 3:
             raise TypeError("index: expected a slice, an integer, or a 1-D integer or boolean array")
@@ -162,11 +165,7 @@ class PackedMasks:
 
     def unpack(self):
         """The masks as ``(N, H, W)`` bool, in the library and on the device of the bits."""
-        b = Arg("bits", self._lib, self.bits).contiguous()
-        out = self._lib.empty(self.shape, "uint8", self.device)
-        if self.bits.shape[0] * self.bits.shape[1] * self.width:
-            _dispatch.call("unpack_masks", self.device, b, Arg("out", self._lib, out))
-        return _as_bool(self._lib, out)
+        return _unpack(self._lib, self.bits, self.width, self.device)
 
     # -- what the ops take ---------------------------------------------------------------
     def _args(self, name: str):
@@ -184,6 +183,15 @@ class PackedMasks:
         out[:, 2:] -= 1
         out[self.areas == 0] = 0
         return out
+
+
+def _unpack(lib, bits, width: int, device: str):
+    """(N, H, W) bool from bits (N, H, WW)."""
+    b = Arg("bits", lib, bits).contiguous()
+    out = lib.empty((b.shape[0], b.shape[1], width), "uint8", device)
+    if b.shape[0] * b.shape[1] * width:
+        _dispatch.call("unpack_masks", device, b, Arg("out", lib, out))
+    return _as_bool(lib, out)
 
 
 def _dense(x, name: str) -> Arg:
@@ -382,7 +390,6 @@ def resolve_overlaps(masks, scores):
         _dispatch.call("resolve_overlaps", device, b, s, Arg("out_bits", lib, out_bits))
     else:
         out_bits = lib.copy(b.x)
-    res = PackedMasks.from_bits(out_bits, q.width)
     if isinstance(p, PackedMasks):
-        return res
-    return _where(lib, res.unpack(), p.x)
+        return PackedMasks.from_bits(out_bits, q.width)
+    return _where(lib, _unpack(lib, out_bits, q.width, device), p.x)

@@ -370,3 +370,42 @@ def test_resolve_overlaps_bad_input(combo):
         fastiou.resolve_overlaps(x, combo.asarray(np.zeros(3), "float64"))
     with pytest.raises(fastiou.InputError, match="masks"):
         fastiou.resolve_overlaps(x[0], combo.asarray(np.zeros(8), "float64"))
+
+
+# --------------------------------------------------------------------------- baseline ISA
+_BASELINE_SCRIPT = r"""
+import numpy as np, fastiou
+m = np.load(__import__("sys").argv[1])
+p = fastiou.pack_masks(m)
+np.savez(__import__("sys").argv[2], bits=p.bits, boxes=p.boxes, areas=p.areas,
+         iou=fastiou.mask_iou(m, m[::-1].copy()), keep=fastiou.mask_nms(p, np.linspace(1, 0, len(m)), 0.3),
+         stats=fastiou.PackedMasks.from_bits(p.bits, m.shape[2]).boxes)
+"""
+
+
+def test_cpp_baseline_isa_path(tmp_path):
+    """The plain loops (CPUs without popcnt / AVX2: the byte-flag packing, libgcc popcount)
+    give the same results as the dispatched ones; FASTIOU_MASK_ISA=baseline forces them."""
+    import os
+    import subprocess
+    import sys
+
+    if not fastiou.backends()["cpp"]["available"]:
+        pytest.skip("fastiou._C is not built")
+    m = blob_masks(6, 45, 200, seed=9)
+    m[2] *= 3  # non-binary
+    src = tmp_path / "m.npy"
+    np.save(src, m)
+    outs = []
+    for isa in ("", "baseline"):
+        dst = tmp_path / f"out{isa}.npz"
+        env = dict(os.environ, FASTIOU_MASK_ISA=isa, FASTIOU_BACKEND="cpp")
+        subprocess.run([sys.executable, "-c", _BASELINE_SCRIPT, str(src), str(dst)], env=env, check=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(fastiou.__file__))))
+        outs.append(dict(np.load(dst)))
+    assert np.array_equal(outs[1]["bits"], expected_bits(m))
+    assert np.array_equal(outs[1]["boxes"], tight_boxes(m))
+    assert np.array_equal(outs[1]["stats"], tight_boxes(m))
+    assert np.array_equal(outs[1]["iou"], ref.mask_iou(m, m[::-1]).astype(np.float32))
+    for k in outs[0]:
+        assert np.array_equal(outs[0][k], outs[1][k]), k

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "cpu_common.h"
 #include "fastiou/mask_math.h"
@@ -26,9 +28,20 @@
 namespace fastiou {
 namespace mask_detail {
 
+// FASTIOU_MASK_ISA=baseline (read once, at the first call) forces the plain loops, so that the
+// tests can run them on a machine that has popcnt and AVX2 (tests/test_masks.py).
+inline bool forced_baseline() {
+  static const bool v = [] {
+    const char* e = std::getenv("FASTIOU_MASK_ISA");
+    return e != nullptr && std::strcmp(e, "baseline") == 0;
+  }();
+  return v;
+}
+
 inline bool cpu_has_popcnt() {
 #if FASTIOU_MASK_X86
-  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("popcnt") != 0);
+  static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("popcnt") != 0) &&
+                        !forced_baseline();
   return v;
 #else
   return false;
@@ -38,7 +51,7 @@ inline bool cpu_has_popcnt() {
 inline bool cpu_has_avx2() {
 #if FASTIOU_MASK_X86
   static const bool v = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0 &&
-                         __builtin_cpu_supports("popcnt") != 0);
+                         __builtin_cpu_supports("popcnt") != 0) && !forced_baseline();
   return v;
 #else
   return false;

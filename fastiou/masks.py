@@ -288,9 +288,9 @@ def mask_iou(masks1, masks2):
     device = _check_same(p1, p2, "masks1", "masks2")
     lib = _lib_device(p1)[0]
     n, m = p1.shape[0], p2.shape[0]
+    if n * m == 0 or p1.shape[1] * p1.shape[2] == 0:  # no pairs, or no pixels: IoU 0
+        return lib.zeros((n, m), "float32", device)
     out = lib.empty((n, m), "float32", device)
-    if n * m == 0:
-        return out
     q1 = _to_packed(p1)
     q2 = q1 if p2 is p1 else _to_packed(p2)
     _dispatch.call("mask_iou", device, *q1._args("masks1"), *q2._args("masks2"), Arg("out", lib, out))

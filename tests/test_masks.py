@@ -277,6 +277,10 @@ def test_mask_nms_matches_reference(combo, threshold):
         assert np.array_equal(combo.to_numpy(got), want), (threshold, combo.to_numpy(got), want)
     if threshold == 0.5:
         assert 1 < len(want) < len(m) / 2, "the workload should suppress"
+        # the kept indices select from PackedMasks directly
+        p = fastiou.pack_masks(as_masks(combo, m, "uint8"))
+        kept = p[fastiou.mask_nms(p, combo.asarray(s, "float64"), threshold)]
+        assert np.array_equal(combo.to_numpy(kept.unpack()), m[want] != 0)
 
 
 def test_mask_nms_edge_cases(combo):
@@ -409,3 +413,22 @@ def test_cpp_baseline_isa_path(tmp_path):
     assert np.array_equal(outs[1]["iou"], ref.mask_iou(m, m[::-1]).astype(np.float32))
     for k in outs[0]:
         assert np.array_equal(outs[0][k], outs[1][k]), k
+
+
+def test_host_backends_agree_bit_for_bit():
+    """cpp and numba give the same bits, boxes, IoUs, kept indices and decayed scores."""
+    info = fastiou.backends()
+    if not (info["cpp"]["available"] and info["numba"]["available"]):
+        pytest.skip("needs both host backends")
+    m, s = nms_masks(seed=7)
+    labels = np.arange(len(m)) % 3
+    res = {}
+    for be in ("cpp", "numba"):
+        with fastiou.use_backend(be):
+            p = fastiou.pack_masks(m)
+            res[be] = [p.bits, p.boxes, p.areas, fastiou.mask_iou(m, m[::2].copy()),
+                       fastiou.mask_nms(p, s, 0.4), fastiou.resolve_overlaps(m, s)]
+            for kernel in ("gaussian", "linear"):
+                res[be].append(fastiou.matrix_nms(p, s, labels, kernel, 0.7))
+    for a, b in zip(res["cpp"], res["numba"]):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")

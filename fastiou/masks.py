@@ -82,6 +82,9 @@ class PackedMasks:
         """Wraps arrays that are already consistent (as ``pack_masks`` makes them); use
         ``from_bits`` to wrap bits of unknown stats."""
         b = as_arg("bits", bits)
+        if len(b.shape) != 3 or int(width) < 0 or b.shape[2] != _words(width):
+            raise InputError(f"bits: expected shape (N, H, {_words(max(int(width), 0))}) for width "
+                             f"{int(width)}, got {fmt_shape(b.shape)}")
         self.bits, self.boxes, self.areas, self.width = bits, boxes, areas, int(width)
         self._lib, self.device = b.lib, b.device
 

@@ -300,13 +300,18 @@ def masks_to_boxes(masks):
     """The xyxy box around each mask (torchvision.ops.masks_to_boxes, 0.29).
 
     Args:
-        masks (Array[N, H, W]): any numeric or bool dtype; non-zero is foreground.
+        masks (Array[N, H, W] or PackedMasks): any numeric or bool dtype; non-zero is
+            foreground. For PackedMasks (fastiou.pack_masks) the boxes come from the stored
+            tight boxes, without reading the bits.
 
     Returns:
         Array[N, 4]: float32 (x1, y1, x2, y2) with an inclusive maximum (a one-pixel mask gives
         x1 == x2), ``[0, 0, 0, 0]`` for an empty mask. Like torchvision, masks with no elements
         at all (N, H or W zero) give a ``(0, 4)`` result.
     """
+    from .masks import PackedMasks  # fastiou.masks imports this module (through nms)
+    if isinstance(masks, PackedMasks):
+        return masks._boxes_inclusive()
     a = as_arg("masks", masks)
     check_numeric(a)
     device = check_device([a])

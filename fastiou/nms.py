@@ -221,15 +221,17 @@ def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: 
     ``linear``: ``(1 - iou) / (1 - comp)``.
 
     Args:
-        masks_or_boxes (Array[N, 4]): xyxy boxes. (Masks ``(N, H, W)`` come with the masks
-            work; they raise NotImplementedError for now.)
+        masks_or_boxes (Array[N, 4], Array[N, H, W] or PackedMasks): xyxy boxes, or binary
+            masks (non-zero is foreground; fastiou.masks), whose IoU is then the mask IoU of
+            ``fastiou.mask_iou`` (float32, exact pixel counts, as mmdet's float matmul).
         scores (Array[N]): scores.
         labels (Array[N]): class of each box (integers).
         kernel (str): ``"gaussian"`` or ``"linear"``.
         sigma (float): the gaussian kernel's sigma.
 
     Returns:
-        Array[N]: decayed scores in input order (float32, or float64 for float64 boxes).
+        Array[N]: decayed scores in input order (float32, or float64 for float64 boxes; always
+        float32 for masks, computed in float32 from the scores rounded to float32, as mmdet).
 
     Notes:
         The ranking is stable with NaN last (mmdet's ``torch.sort`` is not stable). A NaN IoU
@@ -240,9 +242,12 @@ def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: 
     if kernel not in _MATRIX_KERNELS:
         raise ValueError(f"kernel: expected one of {', '.join(_MATRIX_KERNELS)}, got {kernel!r}")
     sig = _threshold(sigma, "sigma")
+    from .masks import PackedMasks, _matrix_nms_masks  # fastiou.masks imports this module
+    if isinstance(masks_or_boxes, PackedMasks):
+        return _matrix_nms_masks(masks_or_boxes, scores, labels, _MATRIX_KERNELS[kernel], sig)
     m = as_arg("masks_or_boxes", masks_or_boxes)
     if len(m.shape) == 3:
-        raise NotImplementedError("matrix_nms on masks (N, H, W): not implemented yet; pass boxes (N, 4)")
+        return _matrix_nms_masks(m.x, scores, labels, _MATRIX_KERNELS[kernel], sig)
     b, s, device, cdt = _boxes_scores(m.x, scores)
     rdt = _dtypes(b.dtype)[1]
     n = b.shape[0]

@@ -430,3 +430,75 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
             out_c[img, r] = c
             out_i[img, r] = n
     return num, out_b, out_s, out_c, out_i
+
+
+# --------------------------------------------------------------------------- dense masks
+def mask_iou(masks1, masks2) -> np.ndarray:
+    """IoU of binary masks (non-zero is foreground) from float64 counts: ``inter / union``,
+    0 where the union is empty. Returns float64 (N, M)."""
+    a = (np.asarray(masks1) != 0).reshape(len(masks1), -1).astype(np.float64)
+    b = (np.asarray(masks2) != 0).reshape(len(masks2), -1).astype(np.float64)
+    inter = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def mask_iou_pair_f32(a, b) -> float:
+    """One pair's IoU as fastiou rounds it: exact counts, float64 division, then float32."""
+    a = np.asarray(a) != 0
+    b = np.asarray(b) != 0
+    inter = int(np.logical_and(a, b).sum())
+    union = int(a.sum()) + int(b.sum()) - inter
+    return float(np.float32(inter / union)) if union > 0 else 0.0
+
+
+def mask_nms(masks, scores, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS on masks: visit by ``rank``; drop a mask whose float32 IoU with a kept mask is
+    ``> iou_threshold`` (as a double)."""
+    kept: list = []
+    for i in rank(scores):
+        if any(mask_iou_pair_f32(masks[k], masks[i]) > float(iou_threshold) for k in kept):
+            continue
+        kept.append(i)
+    return np.array(kept, dtype=np.int64)
+
+
+def mask_matrix_nms(masks, scores, labels, kernel: str = "gaussian", sigma: float = 2.0) -> np.ndarray:
+    """mmdet ``mask_matrix_nms`` (without its filters): the IoU matrix as mmdet's float32 matmul
+    gives it (exact counts, one float32 division), the decay in float64; scores rounded to
+    float32 first (mmdet's float scores). Input order."""
+    s = np.asarray(scores, dtype=np.float32).astype(np.float64)
+    lab = np.asarray(labels).reshape(-1)
+    n = len(s)
+    iou = np.array([[mask_iou_pair_f32(masks[i], masks[j]) for j in range(n)] for i in range(n)])
+
+    def f(x):
+        return math.exp(-sigma * x * x) if kernel == "gaussian" else 1.0 - x
+
+    order = rank(s)
+    pos = {i: p for p, i in enumerate(order)}
+    before = {i: [k for k in order[:pos[i]] if lab[k] == lab[i]] for i in order}
+    comp = {i: max([iou[k, i] for k in before[i]], default=0.0) for i in order}
+    out = np.empty(n, dtype=np.float64)
+    for j in order:
+        decay = 1.0
+        for i in before[j]:
+            decay = min(decay, f(iou[i, j]) / f(comp[i]))
+        out[j] = s[j] * decay
+    return out
+
+
+def resolve_overlaps(masks, scores) -> np.ndarray:
+    """Each pixel stays (with its value) only in the best-``rank``ed mask where it is non-zero:
+    pixel by pixel, the obvious way."""
+    m = np.asarray(masks)
+    out = np.zeros_like(m)
+    order = rank(scores)
+    n, h, w = m.shape
+    for y in range(h):
+        for x in range(w):
+            for i in order:
+                if m[i, y, x] != 0:
+                    out[i, y, x] = m[i, y, x]
+                    break
+    return out

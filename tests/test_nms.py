@@ -935,7 +935,7 @@ def test_shape_errors(combo):
         for wrong in (np.zeros(4), np.zeros((5, 4, 1, 1)), np.zeros(())):
             with pytest.raises(fastiou.InputError):
                 fn(combo.asarray(wrong, "float32"), gs)
-        if fn is not calls[-1]:          # matrix_nms reads (N, H, W) as masks (NotImplementedError)
+        if fn is not calls[-1]:          # matrix_nms reads (N, H, W) as masks
             with pytest.raises(fastiou.InputError):
                 fn(combo.asarray(np.zeros((5, 4, 1)), "float32"), gs)
         for wrong in (np.zeros(6), np.zeros(4), np.zeros((5, 1)), np.zeros(())):
@@ -995,8 +995,10 @@ def test_bad_scalars(combo):
     for kernel in ("gauss", "Linear", ""):
         with pytest.raises(ValueError, match="kernel"):
             fastiou.matrix_nms(x, s, lab, kernel=kernel)
-    with pytest.raises(NotImplementedError):
-        fastiou.matrix_nms(combo.asarray(np.zeros((5, 8, 8)), "uint8"), s, lab)
+    # (N, H, W) is read as masks (tests/test_masks.py): empty masks decay nothing
+    res = fastiou.matrix_nms(combo.asarray(np.zeros((len(lab), 8, 8)), "uint8"), s, lab)
+    combo.check_native(res, dtype="float32", shape=(len(lab),))
+    assert np.array_equal(combo.to_numpy(res), combo.to_numpy(s).astype(np.float32))
     for cap in (-1, -5, 1.5, True):
         with pytest.raises(ValueError, match="max_per_class"):
             fastiou.multiclass_nms(mb, ms, 0.5, max_per_class=cap)

@@ -18,5 +18,15 @@ outputs are preallocated by fastiou/_dispatch.py's caller and written in place):
                    max_per_class (-1: none), num (B,), out_boxes (B,K,4), out_scores (B,K),
                    out_classes (B,K), out_indices (B,K))
 
+    Packed binary masks (layout: csrc/include/fastiou/mask_math.h; ``bits`` (N,H,WW) arrive as
+    uint64 or int64, the same 64-bit words; boxes int32 (N,4) exclusive max; areas int64 (N,)):
+    pack_masks(masks uint8 (N,H,W) [non-zero = foreground], bits (N,H,WW), boxes int32 (N,4), areas int64 (N,))
+    unpack_masks(bits (N,H,WW), out uint8 (N,H,W))             # out = 0/1; W = out.shape[2]
+    packed_stats(bits (N,H,WW), boxes int32 (N,4), areas int64 (N,))   # tight boxes + areas from bits
+    mask_iou(bits1 (N,H,WW), boxes1, areas1, bits2 (M,H,WW), boxes2, areas2, out float32 (N,M))
+    mask_nms(bits, boxes, areas, scores float64 (N,), iou_threshold, keep int64 (N,)) -> K
+    mask_matrix_nms(bits, boxes, areas, scores float32 (N,), labels int64 (N,), kernel, sigma, out float32 (N,))
+    resolve_overlaps(bits (N,H,WW), scores float64 (N,), out_bits (N,H,WW))
+
 GPU functions also take ``stream=`` (the caller's current stream) and never synchronise.
 """

@@ -363,3 +363,5 @@ def masks_to_boxes(masks: np.ndarray, out: np.ndarray) -> None:
     _launch(_masks_to_boxes_kernel, masks, out)
 
 from .numba_nms import nms, nms_sweep, soft_nms, matrix_nms, multiclass_nms  # noqa: E402,F401
+from .numba_masks import (pack_masks, unpack_masks, packed_stats, mask_iou, mask_nms,  # noqa: E402,F401
+                          mask_matrix_nms, resolve_overlaps)

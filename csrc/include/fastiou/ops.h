@@ -57,6 +57,36 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
                         T* out_boxes, T* out_scores, int64_t* out_classes,
                         int64_t* out_indices);
 
+// Bit-packed binary masks (csrc/cpu/mask_pack.cpp, mask_iou.cpp, mask_nms.cpp,
+// resolve_overlaps.cpp; layout, boxes, areas and the IoU rule in fastiou/mask_math.h). `bits`
+// are (n, h, ww) 64-bit words with ww = mask_words(w); boxes (n, 4) int32, exclusive max;
+// areas (n,) int64. The stats passed in must be those of the bits (pack / packed_stats write
+// them); boxes must lie inside [0, 64 * ww] x [0, h] (the bindings check it).
+// masks (n, h, w) bytes, non-zero = foreground -> bits (padding bits 0), tight boxes, areas.
+void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t* areas,
+                   index_t n, index_t h, index_t w);
+// bits -> out (n, h, w) bytes 0 / 1.
+void mask_unpack_cpu(const uint64_t* bits, uint8_t* out, index_t n, index_t h, index_t w);
+// Tight boxes and areas of packed masks.
+void packed_stats_cpu(const uint64_t* bits, int32_t* boxes, int64_t* areas, index_t n,
+                      index_t h, index_t ww);
+// out[i, j] = mask IoU of mask i of bits1 (n masks) and mask j of bits2 (m masks), float32.
+void mask_iou_cpu(const uint64_t* bits1, const int32_t* boxes1, const int64_t* areas1, index_t n,
+                  const uint64_t* bits2, const int32_t* boxes2, const int64_t* areas2, index_t m,
+                  index_t h, index_t ww, float* out);
+// Greedy NMS on mask IoU (nms_math.h ranking, mask_suppresses test): keep[:K] in ranking
+// order; returns K.
+index_t mask_nms_cpu(const uint64_t* bits, const int32_t* boxes, const int64_t* areas,
+                     const double* scores, index_t n, index_t h, index_t ww, double iou_threshold,
+                     int64_t* keep);
+// Matrix NMS on mask IoU (float32, the rule of matrix_nms_cpu): decayed scores, input order.
+void mask_matrix_nms_cpu(const uint64_t* bits, const int32_t* boxes, const int64_t* areas,
+                         const float* scores, const int64_t* labels, index_t n, index_t h,
+                         index_t ww, int kernel, double sigma, float* out);
+// Each set pixel kept only in the best-ranked mask (nms_math.h ranking) that has it.
+void resolve_overlaps_cpu(const uint64_t* bits, const double* scores, index_t n, index_t h,
+                          index_t ww, uint64_t* out);
+
 template <typename T>
 void box_pairwise_cuda(const T* boxes1, const T* boxes2, T* out, index_t batch, index_t n,
                        index_t m, int mode, int fmt, T eps, void* stream);

@@ -1,0 +1,226 @@
+// Packing dense masks into bits (mask_pack), back (mask_unpack), and the stats of packed masks
+// (packed_stats), on the CPU; layout in fastiou/mask_math.h.
+//
+// mask_pack reads every byte once and writes an eighth of that: it runs at memory bandwidth.
+// Each 64-pixel word is built from 64 bytes: with AVX2 (chosen at run time), two 32-byte
+// compares with zero and two movemasks; otherwise eight 8-byte loads, each folded to 8 flag
+// bits with a carry trick and a multiply. The tight box and the area come from the words as
+// they are written: a row is in the box when the OR of its words is non-zero, the columns from
+// the OR of every row's words, the area from their popcounts. Parallel over masks (OpenMP).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "mask_common.h"
+#include "fastiou/ops.h"
+
+#if FASTIOU_MASK_X86
+#include <immintrin.h>
+#endif
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "mask_pack.cpp assumes a little-endian CPU (byte i of a 64-bit load is its bits 8i..8i+7)"
+#endif
+
+namespace fastiou {
+namespace {
+
+using namespace mask_detail;
+
+// Bit i (i < 8) set when byte i of v is non-zero.
+FASTIOU_HD uint64_t byte_flags(uint64_t v) {
+  const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+  uint64_t t = ((v & low7) + low7) | v;   // bit 7 of each byte: the byte is non-zero
+  t = (t >> 7) & 0x0101010101010101ull;   // one bit at 8i
+  return (t * 0x0102040810204080ull) >> 56;  // bit 8i -> bit 56 + i (no carries reach them)
+}
+
+// The word of the 64 bytes at p (all inside the row).
+FASTIOU_HD uint64_t word_portable(const uint8_t* p) {
+  uint64_t word = 0;
+  for (int q = 0; q < 8; ++q) {
+    uint64_t v;
+    std::memcpy(&v, p + 8 * q, 8);
+    word |= byte_flags(v) << (8 * q);
+  }
+  return word;
+}
+
+// The word of the last, partial group: bytes p[0..k), k < 64.
+FASTIOU_HD uint64_t word_tail(const uint8_t* p, index_t k) {
+  uint64_t word = 0;
+  for (index_t b = 0; b < k; ++b) word |= static_cast<uint64_t>(p[b] != 0) << b;
+  return word;
+}
+
+// out[k] = the words of the first `full` 64-byte groups of a row, with AVX2: per group two
+// 32-byte compares with zero and two movemasks. Not inlined into a plain function (the
+// intrinsics need the avx2 target); pack_one_avx2 may inline it.
+#if FASTIOU_MASK_X86
+FASTIOU_TARGET_AVX2 void row_words_avx2(const uint8_t* row, uint64_t* out, index_t full) {
+  const __m256i z = _mm256_setzero_si256();
+  for (index_t k = 0; k < full; ++k) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * k));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * k + 32));
+    const uint32_t za = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, z)));
+    const uint32_t zb = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, z)));
+    out[k] = ~(static_cast<uint64_t>(za) | (static_cast<uint64_t>(zb) << 32));
+  }
+}
+#else
+void row_words_avx2(const uint8_t* row, uint64_t* out, index_t full) {
+  for (index_t k = 0; k < full; ++k) out[k] = word_portable(row + 64 * k);
+}
+#endif
+
+// Writes a mask's tight box from its row extent [y0, y1) and the OR of its rows' words.
+FASTIOU_HD void finish_box(const uint64_t* col, index_t ww, index_t y0, index_t y1, int32_t* box) {
+  if (y0 < 0) {
+    box[0] = box[1] = box[2] = box[3] = 0;
+    return;
+  }
+  index_t k0 = 0, k1 = ww - 1;
+  while (col[k0] == 0) ++k0;
+  while (col[k1] == 0) --k1;
+  box[0] = static_cast<int32_t>(64 * k0 + __builtin_ctzll(col[k0]));
+  box[1] = static_cast<int32_t>(y0);
+  box[2] = static_cast<int32_t>(64 * k1 + 64 - __builtin_clzll(col[k1]));
+  box[3] = static_cast<int32_t>(y1);
+}
+
+// Packs one mask; `col` is ww words of scratch. Avx2: the 64-byte groups by row_words_avx2
+// (only instantiated in an avx2 function).
+template <bool Avx2>
+FASTIOU_HD void pack_one(const uint8_t* __restrict__ m, uint64_t* __restrict__ bits, index_t h,
+                         index_t w, int32_t* box, int64_t* area, uint64_t* __restrict__ col) {
+  const index_t ww = mask_words(w), full = w >> 6;
+  std::fill(col, col + ww, uint64_t(0));
+  index_t y0 = -1, y1 = -1;
+  long long cnt = 0;
+  for (index_t y = 0; y < h; ++y) {
+    const uint8_t* row = m + y * w;
+    uint64_t* out = bits + y * ww;
+    uint64_t any = 0;
+    if (Avx2) row_words_avx2(row, out, full);  // then read back from L1
+    for (index_t k = 0; k < full; ++k) {
+      const uint64_t word = Avx2 ? out[k] : word_portable(row + 64 * k);
+      if (!Avx2) out[k] = word;
+      any |= word;
+      col[k] |= word;
+      cnt += popcount64(word);
+    }
+    if (full < ww) {
+      const uint64_t word = word_tail(row + 64 * full, w - 64 * full);
+      out[full] = word;
+      any |= word;
+      col[full] |= word;
+      cnt += popcount64(word);
+    }
+    if (any) {
+      if (y0 < 0) y0 = y;
+      y1 = y + 1;
+    }
+  }
+  finish_box(col, ww, y0, y1, box);
+  *area = cnt;
+}
+
+FASTIOU_TARGET_AVX2 void pack_one_avx2(const uint8_t* m, uint64_t* bits, index_t h, index_t w,
+                                       int32_t* box, int64_t* area, uint64_t* col) {
+  pack_one<true>(m, bits, h, w, box, area, col);
+}
+void pack_one_base(const uint8_t* m, uint64_t* bits, index_t h, index_t w, int32_t* box,
+                   int64_t* area, uint64_t* col) {
+  pack_one<false>(m, bits, h, w, box, area, col);
+}
+
+// Box and area of one packed mask.
+FASTIOU_HD void stats_one(const uint64_t* __restrict__ bits, index_t h, index_t ww, int32_t* box,
+                          int64_t* area, uint64_t* __restrict__ col) {
+  std::fill(col, col + ww, uint64_t(0));
+  index_t y0 = -1, y1 = -1;
+  long long cnt = 0;
+  for (index_t y = 0; y < h; ++y) {
+    const uint64_t* row = bits + y * ww;
+    uint64_t any = 0;
+    for (index_t k = 0; k < ww; ++k) {
+      const uint64_t word = row[k];
+      any |= word;
+      col[k] |= word;
+      cnt += popcount64(word);
+    }
+    if (any) {
+      if (y0 < 0) y0 = y;
+      y1 = y + 1;
+    }
+  }
+  finish_box(col, ww, y0, y1, box);
+  *area = cnt;
+}
+
+FASTIOU_TARGET_POPCNT void stats_one_popcnt(const uint64_t* bits, index_t h, index_t ww,
+                                            int32_t* box, int64_t* area, uint64_t* col) {
+  stats_one(bits, h, ww, box, area, col);
+}
+void stats_one_base(const uint64_t* bits, index_t h, index_t ww, int32_t* box, int64_t* area,
+                    uint64_t* col) {
+  stats_one(bits, h, ww, box, area, col);
+}
+
+}  // namespace
+
+void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t* areas,
+                   index_t n, index_t h, index_t w) {
+  if (n <= 0) return;
+  const index_t ww = mask_words(w);
+  if (h <= 0 || w <= 0) {
+    for (index_t k = 0; k < n; ++k) {
+      boxes[4 * k] = boxes[4 * k + 1] = boxes[4 * k + 2] = boxes[4 * k + 3] = 0;
+      areas[k] = 0;
+    }
+    return;
+  }
+  auto fn = cpu_has_avx2() ? pack_one_avx2 : pack_one_base;
+#pragma omp parallel if (n > 1 && n * h * w > kParallelMin)
+  {
+    std::vector<uint64_t> col(static_cast<size_t>(ww));
+#pragma omp for schedule(dynamic, 1)
+    for (index_t k = 0; k < n; ++k)
+      fn(masks + k * h * w, bits + k * h * ww, h, w, boxes + 4 * k, areas + k, col.data());
+  }
+}
+
+void mask_unpack_cpu(const uint64_t* bits, uint8_t* out, index_t n, index_t h, index_t w) {
+  const index_t ww = mask_words(w), rows = n * h;
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * w > kParallelMin)
+  for (index_t r = 0; r < rows; ++r) {
+    const uint64_t* src = bits + r * ww;
+    uint8_t* dst = out + r * w;
+    for (index_t k = 0; k < ww; ++k) {
+      const uint64_t word = src[k];
+      const index_t x0 = 64 * k, m = std::min<index_t>(64, w - x0);
+      for (index_t b = 0; b < m; ++b) dst[x0 + b] = static_cast<uint8_t>((word >> b) & 1u);
+    }
+  }
+}
+
+void packed_stats_cpu(const uint64_t* bits, int32_t* boxes, int64_t* areas, index_t n, index_t h,
+                      index_t ww) {
+  if (n <= 0) return;
+  if (h <= 0 || ww <= 0) {
+    for (index_t k = 0; k < n; ++k) {
+      boxes[4 * k] = boxes[4 * k + 1] = boxes[4 * k + 2] = boxes[4 * k + 3] = 0;
+      areas[k] = 0;
+    }
+    return;
+  }
+  auto fn = cpu_has_popcnt() ? stats_one_popcnt : stats_one_base;
+#pragma omp parallel if (n > 1 && n * h * ww * 64 > kParallelMin)
+  {
+    std::vector<uint64_t> col(static_cast<size_t>(ww));
+#pragma omp for schedule(dynamic, 1)
+    for (index_t k = 0; k < n; ++k) fn(bits + k * h * ww, h, ww, boxes + 4 * k, areas + k, col.data());
+  }
+}
+
+}  // namespace fastiou

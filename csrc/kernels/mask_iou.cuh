@@ -8,7 +8,8 @@
 // chunks of kMaskIouItems, staging each chunk of every mask of the tile in shared memory, where
 // a mask's words outside its own box are staged as 0 (so a pair only counts the words inside
 // both boxes: its mask_window). Tiles whose rectangle is empty read nothing. Each thread holds
-// 2 x 2 pairs in registers (16 x 16 threads).
+// 2 x 2 pairs in registers (16 x 16 threads); a warp skips a chunk where its masks' staged
+// words are all 0 (flags set while staging).
 // Split-K: when there are fewer tiles than the GPU has room for, blockIdx.y splits a tile's
 // chunks into gridDim.y slices whose partial counts meet in `counts` (64-bit atomicAdd), and
 // mask_iou_finalize_kernel turns the counts into IoUs; with one slice the tile writes the IoUs
@@ -46,6 +47,7 @@ mask_iou_kernel(const unsigned long long* __restrict__ bits1, const int* __restr
   __shared__ unsigned long long s_b[kMaskIouTile][kMaskIouItems + 1];
   __shared__ int s_box[2 * kMaskIouTile][4];  // each mask's own rows [y0, y1) and words [w0, w1)
   __shared__ int s_bound[8];                  // side i then side j: min y0, -max y1, min x0, -max x1
+  __shared__ int s_nz[2][2 * kMaskIouTile];   // by chunk parity: a mask's staged chunk is not all 0
   const int t = threadIdx.x, tx = t & 15, ty = t >> 4;
   const int item = t & (kMaskIouItems - 1), slot0 = t / kMaskIouItems;  // staging: item, first mask slot
   const int slot_step = kMaskIouThreads / kMaskIouItems;
@@ -74,6 +76,7 @@ mask_iou_kernel(const unsigned long long* __restrict__ bits1, const int* __restr
       }
       s_box[t][0] = y0; s_box[t][1] = y1; s_box[t][2] = w0; s_box[t][3] = w1;
     }
+    if (t < 4 * kMaskIouTile) s_nz[t / (2 * kMaskIouTile)][t % (2 * kMaskIouTile)] = 0;
     __syncthreads();
     // The tile's rectangle, clamped to the mask (block-uniform: every thread reads the same).
     int ry0 = s_bound[0] > s_bound[4] ? s_bound[0] : s_bound[4];
@@ -95,6 +98,7 @@ mask_iou_kernel(const unsigned long long* __restrict__ bits1, const int* __restr
 
     unsigned long long acc00 = 0, acc01 = 0, acc10 = 0, acc11 = 0;
     for (index_t c = c_begin; c < c_end; ++c) {  // block-uniform bounds
+      const int buf = static_cast<int>(c & 1);
       const index_t g = c * kMaskIouItems + item;
       const bool live = g < total;
       const int y = live ? ry0 + static_cast<int>(g / wd) : 0;
@@ -109,19 +113,29 @@ mask_iou_kernel(const unsigned long long* __restrict__ bits1, const int* __restr
         }
         if (s < kMaskIouTile) s_a[s][item] = v;
         else s_b[s - kMaskIouTile][item] = v;
+        if (v != 0) s_nz[buf][s] = 1;
       }
       __syncthreads();
-      unsigned c00 = 0, c01 = 0, c10 = 0, c11 = 0;  // at most 64 * 64 each
+      // The other parity's flags were last read in the previous chunk (before its closing
+      // barrier) and are next written in the following one (after this chunk's closing barrier).
+      if (t < 2 * kMaskIouTile) s_nz[buf ^ 1][t] = 0;
+      // A warp skips the chunk when none of its lanes' pairs can count a bit (all of its four
+      // i rows, or all of a lane's j rows, staged as zeros): warp-uniform, no barrier inside.
+      const int* nz = s_nz[buf];
+      const bool need = (nz[ty] | nz[ty + 16]) != 0 && (nz[kMaskIouTile + tx] | nz[kMaskIouTile + tx + 16]) != 0;
+      if (__any_sync(0xffffffffu, need)) {
+        unsigned c00 = 0, c01 = 0, c10 = 0, c11 = 0;  // at most 64 * 64 each
 #pragma unroll 8
-      for (int k = 0; k < kMaskIouItems; ++k) {
-        const unsigned long long a0 = s_a[ty][k], a1 = s_a[ty + 16][k];
-        const unsigned long long b0 = s_b[tx][k], b1 = s_b[tx + 16][k];
-        c00 += popcount64(a0 & b0);
-        c01 += popcount64(a0 & b1);
-        c10 += popcount64(a1 & b0);
-        c11 += popcount64(a1 & b1);
+        for (int k = 0; k < kMaskIouItems; ++k) {
+          const unsigned long long a0 = s_a[ty][k], a1 = s_a[ty + 16][k];
+          const unsigned long long b0 = s_b[tx][k], b1 = s_b[tx + 16][k];
+          c00 += popcount64(a0 & b0);
+          c01 += popcount64(a0 & b1);
+          c10 += popcount64(a1 & b0);
+          c11 += popcount64(a1 & b1);
+        }
+        acc00 += c00; acc01 += c01; acc10 += c10; acc11 += c11;
       }
-      acc00 += c00; acc01 += c01; acc10 += c10; acc11 += c11;
       __syncthreads();  // the chunk is restaged only after every thread has read it
     }
     const unsigned long long acc[4] = {acc00, acc01, acc10, acc11};

@@ -435,10 +435,10 @@ def packed_stats(bits, boxes, areas, *, stream):
 def _mask_iou_splits(n: int, m: int, h: int, ww: int, sms: int) -> int:
     """csrc/cuda/mask_iou.cu's mask_iou_splits (the result does not depend on it)."""
     tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
-    target = 4 * max(sms, 1)
-    if tiles <= 0 or tiles >= target:
+    target = 3 * max(sms, 1)
+    if tiles <= 0 or 2 * tiles > target:
         return 1
-    splits = min(-(-target // tiles), -(-(h * ww) // _MASK_IOU_ITEMS), 65535)
+    splits = min(target // tiles, -(-(h * ww) // _MASK_IOU_ITEMS), 65535)
     return max(splits, 1)
 
 

@@ -10,21 +10,36 @@ constexpr int kMaskPackThreads = 256;   // pack / unpack: 8 warps, a warp per ro
 constexpr int kMaskStatsThreads = 256;  // packed_stats: a block per mask
 
 // bits[r] = row r of masks (non-zero byte = foreground) packed into ww words, padding bits 0.
-// Parallelisation: one warp per row (grid-stride over the rows = masks * h); for each word the
-// 32 lanes read 32 consecutive bytes twice (coalesced) and two __ballot_sync build its low and
-// high halves. w * ... + 63 stays below 2^31 (checked by the caller: ww * 64 <= 2^31 - 65).
+// Parallelisation: one warp per row (grid-stride over the rows = masks * h). For word k the 32
+// lanes read bytes k*64 + lane and k*64 + 32 + lane (two coalesced 32-byte reads) and two
+// __ballot_sync build its low and high halves. The warp loads kMaskPackBatch words' bytes before
+// any ballot (16 loads in flight, not 2), then lanes 0..kMaskPackBatch-1 store the batch's words
+// (one coalesced store).
+constexpr int kMaskPackBatch = 8;
+
 __global__ void pack_masks_kernel(const unsigned char* __restrict__ masks, unsigned long long* __restrict__ bits,
                                   index_t rows, int w, int ww) {
   const int lane = threadIdx.x & 31;
   const index_t warps = (static_cast<index_t>(gridDim.x) * blockDim.x) >> 5;
   for (index_t r = (blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x) >> 5; r < rows; r += warps) {
-    const unsigned char* row = masks + r * w;
-    unsigned long long* out = bits + r * ww;
-    for (int k = 0; k < ww; ++k) {  // warp-uniform
-      const int x0 = k * 64 + lane, x1 = x0 + 32;
-      const unsigned lo = __ballot_sync(0xffffffffu, x0 < w && row[x0] != 0);
-      const unsigned hi = __ballot_sync(0xffffffffu, x1 < w && row[x1] != 0);
-      if (lane == 0) out[k] = static_cast<unsigned long long>(lo) | (static_cast<unsigned long long>(hi) << 32);
+    const unsigned char* __restrict__ row = masks + r * w;
+    unsigned long long* __restrict__ out = bits + r * ww;
+    for (int k0 = 0; k0 < ww; k0 += kMaskPackBatch) {  // warp-uniform
+      bool lo[kMaskPackBatch], hi[kMaskPackBatch];
+#pragma unroll
+      for (int u = 0; u < kMaskPackBatch; ++u) {
+        const index_t x0 = static_cast<index_t>(k0 + u) * 64 + lane, x1 = x0 + 32;
+        lo[u] = x0 < w && row[x0] != 0;
+        hi[u] = x1 < w && row[x1] != 0;
+      }
+      unsigned long long mine = 0;  // lane u keeps word k0 + u
+#pragma unroll
+      for (int u = 0; u < kMaskPackBatch; ++u) {
+        const unsigned l = __ballot_sync(0xffffffffu, lo[u]);
+        const unsigned h = __ballot_sync(0xffffffffu, hi[u]);
+        if (lane == u) mine = static_cast<unsigned long long>(l) | (static_cast<unsigned long long>(h) << 32);
+      }
+      if (lane < kMaskPackBatch && k0 + lane < ww) out[k0 + lane] = mine;
     }
   }
 }
@@ -62,6 +77,7 @@ __global__ void packed_stats_kernel(const unsigned long long* __restrict__ bits,
     const unsigned long long* m = bits + k * static_cast<index_t>(hw);
     int xmin = 0x7fffffff, ymin = 0x7fffffff, nxmax = 0x7fffffff, nymax = 0x7fffffff;
     unsigned long long cnt = 0;
+#pragma unroll 4
     for (int i = threadIdx.x; i < hw; i += blockDim.x) {
       const unsigned long long v = m[i];
       if (v != 0) {

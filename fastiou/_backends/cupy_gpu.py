@@ -382,6 +382,12 @@ def _check_packed(h: int, ww: int, what: str) -> None:
                          f"W < 2^31 - 64), got H={h}, words per row {ww}")
 
 
+def _words_view(bits):
+    """_view of a bits array, or a null pointer when it holds no word (H or W zero: the kernels
+    then read no word, and an empty torch tensor's pointer may be 0)."""
+    return _NULL if int(np.prod(bits.shape)) == 0 else _view(bits)
+
+
 def _stats(bits, boxes, areas, n: int, h: int, ww: int) -> None:
     """packed_stats_kernel on cupy arrays, in a device and stream context."""
     _kernel("mask_pack.cuh", "fastiou::packed_stats_kernel")(
@@ -398,7 +404,7 @@ def pack_masks(masks, bits, boxes, areas, *, stream):
         raise ValueError("pack_masks: W must be < 2^31")
     _check_packed(h, ww, "pack_masks")
     with cp.cuda.Device(masks.device), _external_stream(stream, masks.device):
-        b = _view(bits)
+        b = _words_view(bits)
         rows = n * h
         if rows > 0 and ww > 0:
             _kernel("mask_pack.cuh", "fastiou::pack_masks_kernel")(
@@ -429,7 +435,7 @@ def packed_stats(bits, boxes, areas, *, stream):
         return
     _check_packed(h, ww, "packed_stats")
     with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
-        _stats(_view(bits), _view(boxes), _view(areas), n, h, ww)
+        _stats(_words_view(bits), _view(boxes), _view(areas), n, h, ww)
 
 
 def _mask_iou_splits(n: int, m: int, h: int, ww: int, sms: int) -> int:
@@ -469,8 +475,8 @@ def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
         return
     _check_packed(h, ww, "mask_iou")
     with cp.cuda.Device(bits1.device), _external_stream(stream, bits1.device):
-        _mask_iou(_view(bits1), _view(boxes1), _view(areas1), n, _view(bits2), _view(boxes2), _view(areas2), m,
-                  h, ww, _view(out), bits1.device)
+        _mask_iou(_words_view(bits1), _view(boxes1), _view(areas1), n, _words_view(bits2), _view(boxes2),
+                  _view(areas2), m, h, ww, _view(out), bits1.device)
 
 
 def _mask_order(scores, n: int):
@@ -497,7 +503,7 @@ def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
     cb = _mask_nms_blocks(n, "mask_nms")
     _check_packed(h, ww, "mask_nms")
     with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
-        b, bx, ar = _view(bits), _view(boxes), _view(areas)
+        b, bx, ar = _words_view(bits), _view(boxes), _view(areas)
         order = _mask_order(_view(scores), n)
         iou = cp.empty((n, n), dtype=cp.float32)
         _mask_iou(b, bx, ar, n, b, bx, ar, n, h, ww, iou, bits.device)
@@ -518,7 +524,7 @@ def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, s
     _mask_nms_blocks(n, "mask_matrix_nms")
     _check_packed(h, ww, "mask_matrix_nms")
     with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
-        b, bx, ar, s = _view(bits), _view(boxes), _view(areas), _view(scores)
+        b, bx, ar, s = _words_view(bits), _view(boxes), _view(areas), _view(scores)
         order = _mask_order(s, n)
         slab = cp.empty(n, dtype=cp.int64)
         _kernel("mask_nms.cuh", "fastiou::mask_rank_labels_kernel")(

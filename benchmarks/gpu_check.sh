@@ -11,9 +11,12 @@
 #   env        nvidia-smi, versions, nvcc                       -> $OUT/env.log
 #   build      pip install -e . with FASTIOU_CUDA=1 (no nvcc = failure) -> $OUT/build.log
 #   backends   fastiou.backends() and fastiou.info()            -> $OUT/env.log
-#   tests_gpu  pytest tests -x -k "cuda or cupy"                -> $OUT/tests_gpu.log
-#   nms_smoke  python3 benchmarks/gpu_nms_smoke.py (MATCH / MISMATCH per case, one timing
-#              table; exit 1 on any MISMATCH or ERROR)          -> $OUT/nms_smoke.log
+#   tests_gpu  pytest tests -x -k "cuda or cupy", but tests/test_masks.py -> $OUT/tests_gpu.log
+#   tests_masks pytest tests/test_masks.py (every combo, CPU and GPU; its own step so that an
+#              earlier failure under -x cannot hide it)           -> $OUT/tests_gpu.log (appended)
+#   nms_smoke  python3 benchmarks/gpu_nms_smoke.py (MATCH / MISMATCH per case, the mask ops
+#              included; one timing table, with mask_iou vs torch's float32 matmul IoU; exit 1
+#              on any MISMATCH or ERROR)                        -> $OUT/nms_smoke.log
 #   bench      python3 -m fastiou.bench --device cuda           -> $OUT/gpu_bench.log, gpu-bench.json
 #   tests_all  the whole suite (CPU and GPU) in the time left   -> $OUT/tests_all.log
 # The summary (each step's status, test counts, the smoke's MATCH / MISMATCH counts, failures,
@@ -125,10 +128,15 @@ EOF
 }
 
 # The last pytest result line of a log ("3 failed, 120 passed, 10 skipped in 4.2s").
+# With a step name, only that step's part of the log (tests_gpu and tests_masks share one).
 pytest_result() {
-    local log=$1
+    local log=$1 step=${2:-}
     [ -f "$log" ] || { echo "no log"; return; }
-    grep -E "([0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed))|no tests ran|Interrupted" "$log" |
+    if [ -n "$step" ]; then
+        sed -n "/^== $step (/,/^== $step: rc=/p" "$log"
+    else
+        cat "$log"
+    fi | grep -E "([0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed))|no tests ran|Interrupted" |
         grep -v "^==[^=]" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' | grep . || echo "no pytest summary"
 }
 
@@ -152,7 +160,8 @@ summary() {
         local s res
         for s in "${STEPS[@]}"; do
             case $s in
-                tests_gpu) res=$(pytest_result "$OUT/tests_gpu.log") ;;
+                tests_gpu) res=$(pytest_result "$OUT/tests_gpu.log" tests_gpu) ;;
+                tests_masks) res=$(pytest_result "$OUT/tests_gpu.log" tests_masks) ;;
                 tests_all) res=$(pytest_result "$OUT/tests_all.log") ;;
                 nms_smoke) res=$(smoke_result "$OUT/nms_smoke.log") ;;
                 *) res= ;;
@@ -165,7 +174,7 @@ summary() {
             esac
             printf '%-10s %-6s %6s  %s\n' "$s" "${RC[$s]}" "${SECS[$s]}" "$res"
         done
-        if [ -f "$OUT/tests_gpu.log" ] && ! pytest_result "$OUT/tests_gpu.log" | grep -q "[0-9]\+ passed"; then
+        if [ -f "$OUT/tests_gpu.log" ] && ! pytest_result "$OUT/tests_gpu.log" tests_gpu | grep -q "[0-9]\+ passed"; then
             echo "WARNING: no GPU test passed (skipped or deselected?): skip reasons follow"
             grep -E "^SKIPPED" "$OUT/tests_gpu.log" | head -n 5
         fi
@@ -184,7 +193,7 @@ summary() {
             if grep -q "^-- timing on" "$OUT/nms_smoke.log"; then
                 echo "-- nms_smoke timing"
                 sed -n '/^-- timing on/,/^-- fastiou cuda nms/p' "$OUT/nms_smoke.log" |
-                    grep -v "^-- fastiou cuda nms" | grep . | head -n 14
+                    grep -v "^-- fastiou cuda nms" | grep . | head -n 20
             fi
             grep -E "^[0-9]+ failures in" "$OUT/nms_smoke.log" | tail -n 1
         fi
@@ -216,11 +225,15 @@ if "$PY" -c "import pytest_timeout" >/dev/null 2>&1; then
     PYTEST_OPTS+=(--timeout=120)
 fi
 run_step tests_gpu 150 "$OUT/tests_gpu.log" \
-    "${PYMOD[@]}" pytest tests -x -k "$TESTS_GPU_K" "${PYTEST_OPTS[@]}"
+    "${PYMOD[@]}" pytest tests -x -k "$TESTS_GPU_K" --ignore=tests/test_masks.py "${PYTEST_OPTS[@]}"
+if [ -f tests/test_masks.py ]; then
+    run_step tests_masks 90 "$OUT/tests_gpu.log" \
+        "${PYMOD[@]}" pytest tests/test_masks.py --maxfail=15 "${PYTEST_OPTS[@]}"
+fi
 
 # The suppression family on the GPU against the CPU backend and torchvision: MATCH / MISMATCH
-# per case (a plain script, not pytest; under a minute on an H100).
-run_step nms_smoke 90 "$OUT/nms_smoke.log" "$PY" benchmarks/gpu_nms_smoke.py ${SMOKE_OPTS[@]+"${SMOKE_OPTS[@]}"}
+# per case, the mask ops included (a plain script, not pytest; about a minute on an H100).
+run_step nms_smoke 120 "$OUT/nms_smoke.log" "$PY" benchmarks/gpu_nms_smoke.py ${SMOKE_OPTS[@]+"${SMOKE_OPTS[@]}"}
 
 # The bench stops starting new cases 20 s before its own limit (a killed bench still leaves
 # the JSON of the cases it finished).

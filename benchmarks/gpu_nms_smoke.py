@@ -12,8 +12,11 @@ relative) and, for nms / batched_nms, with torchvision's CUDA ops (and torchvisi
 where the threshold test decides: torchvision's CUDA kernel compares the IoU in float32, its CPU
 kernel and fastiou as a double, see fastiou/nms.py). One line per comparison:
 MATCH / MISMATCH (with the first differing index) / SKIP / ERROR / NOT IMPLEMENTED.
+The mask ops (fastiou.masks: pack_masks, unpack, mask_iou, mask_nms, matrix_nms on masks,
+resolve_overlaps) are compared bit for bit with "cpp" (matrix_nms within 1e-6: exp).
 Then nms on 10k sparse boxes is timed (CUDA events, median of 50 after warm-up) against
-torchvision. Exit status 1 when any MISMATCH or ERROR was printed. Under 60 s on an H100.
+torchvision, and mask_iou of 100 masks at 1024^2 against torch's float32 matmul IoU.
+Exit status 1 when any MISMATCH or ERROR was printed. About a minute on an H100.
 """
 
 from __future__ import annotations
@@ -339,6 +342,112 @@ def check_cupy_inputs(backends, quick: bool):
     cp.cuda.Device().synchronize()
 
 
+# ------------------------------------------------------------------------------ masks
+
+def mask_case(n: int, h: int, w: int, seed: int):
+    """Blobs plus the edge cases (an empty mask, one pixel in a corner, full, borders, a
+    duplicate) as uint8 (N, H, W), scores with ties and a NaN, and labels of 3 classes."""
+    m = _inputs.random_masks(n, h, w, seed=seed, empty_every=9)
+    extra = np.zeros((5, h, w), np.uint8)
+    extra[1, h - 1, w - 1] = 1
+    extra[2] = 1
+    extra[3, :, 0] = extra[3, 0, :] = 1
+    extra[4] = m[min(1, n - 1)]
+    m = np.concatenate([m, extra])
+    rng = np.random.default_rng(seed + 1)
+    s = np.round(rng.random(len(m)), 1)  # ten distinct scores: ties everywhere
+    s[len(m) // 2] = np.nan
+    lab = rng.integers(0, 3, len(m))
+    return torch.tensor(m), torch.tensor(s, dtype=torch.float32), torch.tensor(lab)
+
+
+def compare_exact(name: str, got, want) -> None:
+    """Bit-for-bit equality of any arrays (flattened; NaN equal to NaN)."""
+    g, w = np_of(got).ravel(), np_of(want).ravel()
+    if g.shape == w.shape and np.array_equal(g, w, equal_nan=g.dtype.kind == "f"):
+        line("MATCH", name, f"n={len(g)} (bit-exact)")
+    else:
+        line("MISMATCH", name, first_diff(g, w))
+
+
+def check_masks(backends, quick: bool):
+    """pack_masks / unpack / mask_iou / mask_nms / matrix_nms / resolve_overlaps on the GPU
+    against the cpp backend: the mask ops are integer counts and one rounding, so bit-exact."""
+    try:
+        from fastiou import masks as fm
+    except ImportError as e:
+        line("SKIP", "masks", f"fastiou.masks not importable: {e}")
+        return
+    shapes = [(37, 61, 130), (1, 1, 1), (70, 65, 64), (20, 200, 5)]
+    if not quick:
+        shapes.append((120, 256, 300))  # 4 x 4 tiles of mask_iou; one split per tile
+    for n, h, w in shapes:
+        m, s, lab = mask_case(n, h, w, seed=n + h)
+        m2, _, _ = mask_case(max(1, n // 2), h, w, seed=n + h + 5)
+        tag = f"{len(m)}x{h}x{w}"
+        with fastiou.use_backend("cpp"):
+            pw = fm.pack_masks(m)
+            want = {"iou": fm.mask_iou(m, m2), "iou_self": fm.mask_iou(pw, pw),
+                    "resolve": fm.resolve_overlaps(m, s)}
+            for thr in (0.3, 0.5, 0.0):
+                want[f"nms {thr}"] = fm.mask_nms(pw, s, thr)
+            for kernel in ("gaussian", "linear"):
+                want[f"matrix {kernel}"] = fastiou.matrix_nms(pw, s, lab, kernel, 2.0)
+        md, m2d, sd, labd = m.to(DEVICE), m2.to(DEVICE), s.to(DEVICE), lab.to(DEVICE)
+        for be in backends:
+            pg = run(f"pack_masks {be} {tag}", lambda: with_backend(be, fm.pack_masks, md))
+            if pg is not None:
+                compare_exact(f"pack_masks {be} {tag} bits vs cpp", pg.bits, pw.bits)
+                compare_exact(f"pack_masks {be} {tag} boxes vs cpp", pg.boxes, pw.boxes)
+                compare_exact(f"pack_masks {be} {tag} areas vs cpp", pg.areas, pw.areas)
+                got = run(f"unpack {be} {tag}", lambda: with_backend(be, pg.unpack))
+                if got is not None:
+                    compare_exact(f"unpack {be} {tag} vs the masks", got, m != 0)
+                got = run(f"from_bits {be} {tag}", lambda: with_backend(be, fm.PackedMasks.from_bits, pg.bits, w))
+                if got is not None:
+                    compare_exact(f"packed_stats {be} {tag} boxes vs cpp", got.boxes, pw.boxes)
+                    compare_exact(f"packed_stats {be} {tag} areas vs cpp", got.areas, pw.areas)
+                got = run(f"mask_iou {be} {tag} packed self",
+                          lambda: with_backend(be, fm.mask_iou, pg, pg))
+                if got is not None:
+                    compare_exact(f"mask_iou {be} {tag} packed self vs cpp", got, want["iou_self"])
+            got = run(f"mask_iou {be} {tag}", lambda: with_backend(be, fm.mask_iou, md, m2d))
+            if got is not None:
+                compare_exact(f"mask_iou {be} {tag} vs cpp", got, want["iou"])
+            for thr in (0.3, 0.5, 0.0):
+                got = run(f"mask_nms {be} {tag} thr={thr}", lambda: with_backend(be, fm.mask_nms, md, sd, thr))
+                if got is not None:
+                    compare_idx(f"mask_nms {be} {tag} thr={thr} vs cpp", got, want[f"nms {thr}"])
+            for kernel in ("gaussian", "linear"):
+                got = run(f"matrix_nms masks {be} {tag} {kernel}",
+                          lambda: with_backend(be, fastiou.matrix_nms, md, sd, labd, kernel, 2.0))
+                if got is not None:  # the same float32 math; exp may differ by an ulp between libms
+                    compare_float(f"matrix_nms masks {be} {tag} {kernel} vs cpp", got, want[f"matrix {kernel}"])
+            got = run(f"resolve_overlaps {be} {tag}", lambda: with_backend(be, fm.resolve_overlaps, md, sd))
+            if got is not None:
+                compare_exact(f"resolve_overlaps {be} {tag} vs cpp", got, want["resolve"])
+    if DEVICE != "cuda":
+        return
+    try:
+        import cupy as cp
+    except ImportError as e:
+        line("SKIP", "masks cupy-arrays", str(e))
+        return
+    m, s, _ = mask_case(40, 90, 150, seed=77)
+    with fastiou.use_backend("cpp"):
+        want_iou = fm.mask_iou(m, m)
+        want_keep = fm.mask_nms(m, s, 0.4)
+    cm, cs = cp.asarray(m.numpy()), cp.asarray(s.numpy())
+    for be in backends:  # cupy stores the bits as uint64 (torch: int64)
+        got = run(f"mask_iou {be} cupy-arrays", lambda: with_backend(be, fm.mask_iou, cm, cm))
+        if got is not None:
+            compare_exact(f"mask_iou {be} cupy-arrays vs cpp", cp.asnumpy(got), want_iou)
+        got = run(f"mask_nms {be} cupy-arrays", lambda: with_backend(be, fm.mask_nms, cm, cs, 0.4))
+        if got is not None:
+            compare_idx(f"mask_nms {be} cupy-arrays vs cpp", cp.asnumpy(got), want_keep)
+    cp.cuda.Device().synchronize()
+
+
 # ------------------------------------------------------------------------------ timing
 
 def cuda_median_ms(fn, reps: int = 50, warmup: int = 10) -> float:
@@ -377,11 +486,36 @@ def timing(backends):
             ms = run(f"timing {label} {n} {be}", one)
             if ms is not None:
                 rows.append((f"{label} {n} fp32", be, ms, tv))
-    print(f"{'workload':<34}{'backend':<8}{'fastiou us':>12}{'torchvision us':>16}{'speedup':>9}")
+    rows += run("timing mask_iou", lambda: mask_iou_timing(backends)) or []
+    print("reference: torchvision for nms; torch float32 matmul IoU of float masks for mask_iou")
+    print(f"{'workload':<34}{'backend':<8}{'fastiou us':>12}{'reference us':>16}{'speedup':>9}")
     for w, be, ms, tv in rows:
         print(f"{w:<34}{be:<8}{ms * 1e3:>12.1f}{tv * 1e3:>16.1f}{tv / ms:>8.2f}x")
     if "cuda" in backends:
         run("profile", lambda: profile_nms(10000))
+
+
+def mask_iou_timing(backends, n: int = 100, size: int = 1024):
+    """mask_iou of n blobs at size x size, with itself: fastiou from PackedMasks (packed once)
+    and from the dense uint8 masks (packing included), against torch's float32 matmul IoU of the
+    masks already flattened to float32 (TF32 off, torch's default: exact counts)."""
+    from fastiou import masks as fm
+    m = torch.tensor(_inputs.random_masks(n, size, size, seed=5)).to(DEVICE)
+    f = m.reshape(n, -1).float()
+
+    def torch_iou():
+        inter = f @ f.T
+        area = f.sum(1)
+        return inter / (area[:, None] + area[None, :] - inter)
+
+    ref = cuda_median_ms(torch_iou)
+    rows = []
+    for be in backends:
+        with fastiou.use_backend(be):
+            p = fm.pack_masks(m)
+            rows.append((f"mask_iou {n}x{n} {size}^2 packed", be, cuda_median_ms(lambda: fm.mask_iou(p, p)), ref))
+            rows.append((f"mask_iou {n}x{n} {size}^2 dense", be, cuda_median_ms(lambda: fm.mask_iou(m, m)), ref))
+    return rows
 
 
 def profile_nms(n: int):
@@ -418,7 +552,7 @@ def main() -> int:
           f"{torch.cuda.get_device_name(0) if DEVICE == 'cuda' else 'CPU dry run'}")
     backends = gpu_backends()
     for check in (check_nms, check_batched, check_sweep, check_soft, check_matrix, check_multiclass,
-                  check_cupy_inputs):
+                  check_cupy_inputs, check_masks):
         t = time.perf_counter()
         run(check.__name__, lambda: check(backends, args.quick))
         print(f"   ({check.__name__}: {time.perf_counter() - t:.1f} s)", flush=True)

@@ -225,6 +225,88 @@ void multiclass_nms(const std::string& dtype, std::uintptr_t boxes, std::uintptr
                                         ptr<index_t>(out_indices), ws, workspace_bytes, stream_of(stream));
 }
 
+// Bit-packed masks (fastiou/mask_math.h). bits are raw 64-bit words (uint64 or int64 arrays,
+// the same bytes); boxes int32 (n, 4); areas, labels and keep int64. cuda_gpu.py checks the
+// shapes and dtypes; the sizes are checked here again before anything is indexed.
+using u64 = unsigned long long;
+
+void check_words(index_t w, index_t ww) {
+  if (w >= 0 && ww != (w + 63) / 64)
+    throw py::value_error("bits: expected ceil(W/64) = " + std::to_string((w + 63) / 64) + " words per row, got " +
+                          std::to_string(ww));
+}
+
+void pack_masks(std::uintptr_t masks, std::uintptr_t bits, std::uintptr_t boxes, std::uintptr_t areas, index_t n,
+                index_t h, index_t w, index_t ww, std::uintptr_t stream, int device) {
+  check_sizes({n, h, w, ww});
+  check_words(w, ww);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  fastiou::pack_masks_cuda(ptr<const uint8_t>(masks), ptr<u64>(bits), ptr<int>(boxes), ptr<long long>(areas), n, h, w,
+                           stream_of(stream));
+}
+
+void unpack_masks(std::uintptr_t bits, std::uintptr_t out, index_t n, index_t h, index_t w, index_t ww,
+                  std::uintptr_t stream, int device) {
+  check_sizes({n, h, w, ww});
+  check_words(w, ww);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  fastiou::unpack_masks_cuda(ptr<const u64>(bits), ptr<uint8_t>(out), n, h, w, stream_of(stream));
+}
+
+void packed_stats(std::uintptr_t bits, std::uintptr_t boxes, std::uintptr_t areas, index_t n, index_t h, index_t ww,
+                  std::uintptr_t stream, int device) {
+  check_sizes({n, h, ww});
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  fastiou::packed_stats_cuda(ptr<const u64>(bits), ptr<int>(boxes), ptr<long long>(areas), n, h, ww,
+                             stream_of(stream));
+}
+
+void mask_iou(std::uintptr_t bits1, std::uintptr_t boxes1, std::uintptr_t areas1, index_t n, std::uintptr_t bits2,
+              std::uintptr_t boxes2, std::uintptr_t areas2, index_t m, index_t h, index_t ww, std::uintptr_t out,
+              std::uintptr_t stream, int device) {
+  check_sizes({n, m, h, ww});
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  fastiou::mask_iou_cuda(ptr<const u64>(bits1), ptr<const int>(boxes1), ptr<const long long>(areas1), n,
+                         ptr<const u64>(bits2), ptr<const int>(boxes2), ptr<const long long>(areas2), m, h, ww,
+                         ptr<float>(out), stream_of(stream));
+}
+
+index_t mask_nms(std::uintptr_t bits, std::uintptr_t boxes, std::uintptr_t areas, std::uintptr_t scores, index_t n,
+                 index_t h, index_t ww, double iou_threshold, std::uintptr_t keep, std::uintptr_t stream,
+                 int device) {
+  check_sizes({n, h, ww});
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  return fastiou::mask_nms_cuda(ptr<const u64>(bits), ptr<const int>(boxes), ptr<const long long>(areas),
+                                ptr<const double>(scores), n, h, ww, iou_threshold, ptr<index_t>(keep),
+                                stream_of(stream));
+}
+
+void mask_matrix_nms(std::uintptr_t bits, std::uintptr_t boxes, std::uintptr_t areas, std::uintptr_t scores,
+                     std::uintptr_t labels, index_t n, index_t h, index_t ww, int kernel, double sigma,
+                     std::uintptr_t out, std::uintptr_t stream, int device) {
+  check_sizes({n, h, ww});
+  if (kernel < 0 || kernel > 1) throw py::value_error("kernel: expected 0 (gaussian) or 1 (linear)");
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  fastiou::mask_matrix_nms_cuda(ptr<const u64>(bits), ptr<const int>(boxes), ptr<const long long>(areas),
+                                ptr<const float>(scores), ptr<const long long>(labels), n, h, ww, kernel,
+                                static_cast<float>(sigma), ptr<float>(out), stream_of(stream));
+}
+
+void resolve_overlaps(std::uintptr_t bits, std::uintptr_t scores, std::uintptr_t out_bits, index_t n, index_t h,
+                      index_t ww, std::uintptr_t stream, int device) {
+  check_sizes({n, h, ww});
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  fastiou::resolve_overlaps_cuda(ptr<const u64>(bits), ptr<const double>(scores), ptr<u64>(out_bits), n, h, ww,
+                                 stream_of(stream));
+}
+
 int device_count() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
@@ -261,6 +343,13 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("matrix_nms", &matrix_nms);
   m.def("multiclass_nms_workspace", &multiclass_nms_workspace);
   m.def("multiclass_nms", &multiclass_nms);
+  m.def("pack_masks", &pack_masks);
+  m.def("unpack_masks", &unpack_masks);
+  m.def("packed_stats", &packed_stats);
+  m.def("mask_iou", &mask_iou);
+  m.def("mask_nms", &mask_nms);
+  m.def("mask_matrix_nms", &mask_matrix_nms);
+  m.def("resolve_overlaps", &resolve_overlaps);
   m.def("device_count", &device_count);
   m.def("build_info", &build_info);
 }

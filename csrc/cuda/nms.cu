@@ -315,6 +315,23 @@ void matrix_nms_cuda(const T* boxes, const T* scores, const long long* labels, i
   check_launch("matrix_nms: decay");
 }
 
+index_t nms_bitmask_reduce_cuda(const unsigned long long* mask, index_t n, const index_t* order, index_t* keep,
+                                void* stream_) {
+  if (n <= 0) return 0;
+  check_nms_size(n, "nms");
+  cudaStream_t stream = static_cast<cudaStream_t>(stream_);
+  const index_t cb = (n + kNmsTile - 1) / kNmsTile;
+  Layout lay;
+  const size_t count_off = lay.add(8);
+  const bool global_removed = static_cast<size_t>(cb) * 8 > kReduceSharedLimit;
+  const size_t removed_off = global_removed ? lay.add(static_cast<size_t>(cb) * 8) : 0;
+  StreamBlock blk(lay.total, stream, "nms");
+  index_t* count = blk.at<index_t>(count_off);
+  unsigned long long* removed = global_removed ? blk.at<unsigned long long>(removed_off) : nullptr;
+  launch_reduce(mask, n, cb, 1, nullptr, order, keep, count, nullptr, nullptr, removed, stream);
+  return copy_count(count, stream);
+}
+
 template index_t nms_cuda<float>(const float*, const double*, const long long*, index_t, double, index_t*, void*);
 template index_t nms_cuda<double>(const double*, const double*, const long long*, index_t, double, index_t*, void*);
 template void nms_sweep_cuda<float>(const float*, const double*, const long long*, index_t, const double*, int,

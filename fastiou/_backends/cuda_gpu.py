@@ -137,3 +137,74 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
                         out_classes.ptr, out_indices.ptr, ws_ptr, 0 if ws is None else ws.nbytes, stream,
                         boxes.device)
     del ws  # the caller's allocator reuses it in stream order
+
+
+# Bit-packed masks (csrc/include/fastiou/mask_math.h): bits (N, H, ceil(W/64)) of 64-bit words,
+# uint64 or int64 (the same bytes), boxes int32 (N, 4), areas int64 (N,).
+
+_WORDS = ("uint64", "int64")
+
+
+def _packed_ok(bits, boxes=None, areas=None) -> bool:
+    n = bits.shape[0]
+    return (len(bits.shape) == 3 and bits.dtype in _WORDS
+            and (boxes is None or (boxes.shape == (n, 4) and boxes.dtype == "int32"))
+            and (areas is None or (areas.shape == (n,) and areas.dtype == "int64")))
+
+
+def pack_masks(masks, bits, boxes, areas, *, stream):
+    n, h, w = masks.shape
+    ww = (w + 63) // 64
+    _check(masks.dtype == "uint8" and bits.shape == (n, h, ww) and _packed_ok(bits, boxes, areas), "pack_masks")
+    _ext.pack_masks(masks.ptr, bits.ptr, boxes.ptr, areas.ptr, n, h, w, ww, stream, masks.device)
+
+
+def unpack_masks(bits, out, *, stream):
+    n, h, w = out.shape
+    ww = (w + 63) // 64
+    _check(out.dtype == "uint8" and bits.shape == (n, h, ww) and _packed_ok(bits), "unpack_masks")
+    _ext.unpack_masks(bits.ptr, out.ptr, n, h, w, ww, stream, bits.device)
+
+
+def packed_stats(bits, boxes, areas, *, stream):
+    _check(_packed_ok(bits, boxes, areas), "packed_stats")
+    n, h, ww = bits.shape
+    _ext.packed_stats(bits.ptr, boxes.ptr, areas.ptr, n, h, ww, stream, bits.device)
+
+
+def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
+    _check(_packed_ok(bits1, boxes1, areas1) and _packed_ok(bits2, boxes2, areas2)
+           and bits1.shape[1:] == bits2.shape[1:], "mask_iou")
+    n, h, ww = bits1.shape
+    m = bits2.shape[0]
+    _check(out.shape == (n, m) and out.dtype == "float32", "mask_iou")
+    _ext.mask_iou(bits1.ptr, boxes1.ptr, areas1.ptr, n, bits2.ptr, boxes2.ptr, areas2.ptr, m, h, ww, out.ptr,
+                  stream, bits1.device)
+
+
+def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
+    n, h, ww = bits.shape
+    _check(_packed_ok(bits, boxes, areas) and scores.shape == (n,) and scores.dtype == "float64"
+           and keep.shape == (n,) and keep.dtype == "int64", "mask_nms")
+    if n == 0:
+        return 0
+    return _ext.mask_nms(bits.ptr, boxes.ptr, areas.ptr, scores.ptr, n, h, ww, float(iou_threshold), keep.ptr,
+                         stream, bits.device)
+
+
+def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, stream):
+    n, h, ww = bits.shape
+    _check(_packed_ok(bits, boxes, areas) and scores.shape == (n,) and scores.dtype == "float32"
+           and labels.shape == (n,) and labels.dtype == "int64" and out.shape == (n,)
+           and out.dtype == "float32", "mask_matrix_nms")
+    if n == 0:
+        return
+    _ext.mask_matrix_nms(bits.ptr, boxes.ptr, areas.ptr, scores.ptr, labels.ptr, n, h, ww, int(kernel),
+                         float(sigma), out.ptr, stream, bits.device)
+
+
+def resolve_overlaps(bits, scores, out_bits, *, stream):
+    n, h, ww = bits.shape
+    _check(_packed_ok(bits) and scores.shape == (n,) and scores.dtype == "float64"
+           and out_bits.shape == bits.shape and out_bits.dtype in _WORDS, "resolve_overlaps")
+    _ext.resolve_overlaps(bits.ptr, scores.ptr, out_bits.ptr, n, h, ww, stream, bits.device)

@@ -355,3 +355,201 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
                 (g,), (_MC_SELECT_THREADS,),
                 (b, s, np.int64(b0), np.int64(n), np.int64(c), np.int64(cb), np.int64(k), part["tmp"], part["kc"],
                  part["lists_a"], part["lists_b"], part["lens_a"], part["lens_b"], *outs))
+
+
+# ---- Bit-packed masks (csrc/include/fastiou/mask_math.h): the kernels of mask_pack.cuh,
+# mask_iou.cuh, mask_nms.cuh and resolve_overlaps.cuh with the grids of csrc/cuda/mask_*.cu and
+# resolve_overlaps.cu. bits arrive as uint64 or int64 (the same bytes; the kernels read raw
+# words). The ranking is cupy.argsort (stable) of mask_rank.cuh's score keys, as cub's stable
+# radix sort in the cuda backend; nms's reduce (nms.cuh) does mask_nms's greedy pass.
+
+_MASK_PACK_THREADS = 256     # kMaskPackThreads
+_MASK_STATS_THREADS = 256    # kMaskStatsThreads
+_MASK_IOU_TILE = 32          # kMaskIouTile
+_MASK_IOU_ITEMS = 64         # kMaskIouItems
+_MASK_IOU_THREADS = 256      # kMaskIouThreads
+_MASK_FINALIZE_THREADS = 256  # kMaskIouFinalizeThreads
+_MASK_RANK_THREADS = 256     # kMaskRankThreads
+_MASK_MATRIX_THREADS = 256   # kMaskMatrixThreads
+_RESOLVE_THREADS = 256       # kResolveThreads
+_INT_MAX = 2**31 - 1
+
+
+def _check_packed(h: int, ww: int, what: str) -> None:
+    """mask_common.h's check_packed: the kernels index h * ww words and x < ww * 64 in int32."""
+    if h > _INT_MAX or ww > (_INT_MAX - 64) // 64 or h * ww > _INT_MAX:
+        raise ValueError(f"{what}: masks too large for the GPU kernels (H * ceil(W/64) must be < 2^31 and "
+                         f"W < 2^31 - 64), got H={h}, words per row {ww}")
+
+
+def _words_view(bits):
+    """_view of a bits array, or a null pointer when it holds no word (H or W zero: the kernels
+    then read no word, and an empty torch tensor's pointer may be 0)."""
+    return _NULL if int(np.prod(bits.shape)) == 0 else _view(bits)
+
+
+def _stats(bits, boxes, areas, n: int, h: int, ww: int) -> None:
+    """packed_stats_kernel on cupy arrays, in a device and stream context."""
+    _kernel("mask_pack.cuh", "fastiou::packed_stats_kernel")(
+        (_grid_for(n, 1),), (_MASK_STATS_THREADS,), (bits, boxes, areas, np.int64(n), np.int32(h), np.int32(ww)))
+
+
+def pack_masks(masks, bits, boxes, areas, *, stream):
+    n, h, w = masks.shape
+    ww = -(-w // 64)
+    assert masks.dtype == "uint8" and bits.shape == (n, h, ww) and boxes.shape == (n, 4) and areas.shape == (n,)
+    if n == 0:
+        return
+    if w > _INT_MAX:
+        raise ValueError("pack_masks: W must be < 2^31")
+    _check_packed(h, ww, "pack_masks")
+    with cp.cuda.Device(masks.device), _external_stream(stream, masks.device):
+        b = _words_view(bits)
+        rows = n * h
+        if rows > 0 and ww > 0:
+            _kernel("mask_pack.cuh", "fastiou::pack_masks_kernel")(
+                (_grid_for(rows * 32, _MASK_PACK_THREADS),), (_MASK_PACK_THREADS,),
+                (_view(masks), b, np.int64(rows), np.int32(w), np.int32(ww)))
+        _stats(b, _view(boxes), _view(areas), n, h, ww)
+
+
+def unpack_masks(bits, out, *, stream):
+    n, h, w = out.shape
+    ww = -(-w // 64)
+    assert out.dtype == "uint8" and bits.shape == (n, h, ww)
+    if n * h * w == 0:
+        return
+    if w > _INT_MAX:
+        raise ValueError("unpack_masks: W must be < 2^31")
+    _check_packed(h, ww, "unpack_masks")
+    rows = n * h
+    _launch("mask_pack.cuh", "fastiou::unpack_masks_kernel", _grid_for(rows * 32, _MASK_PACK_THREADS),
+            _MASK_PACK_THREADS, bits.device, stream,
+            (_view(bits), _view(out), np.int64(rows), np.int32(w), np.int32(ww)))
+
+
+def packed_stats(bits, boxes, areas, *, stream):
+    n, h, ww = bits.shape
+    assert boxes.shape == (n, 4) and areas.shape == (n,)
+    if n == 0:
+        return
+    _check_packed(h, ww, "packed_stats")
+    with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
+        _stats(_words_view(bits), _view(boxes), _view(areas), n, h, ww)
+
+
+def _mask_iou_splits(n: int, m: int, h: int, ww: int, sms: int) -> int:
+    """csrc/cuda/mask_iou.cu's mask_iou_splits (the result does not depend on it)."""
+    tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
+    target = 3 * max(sms, 1)
+    if tiles <= 0 or 2 * tiles > target:
+        return 1
+    splits = min(target // tiles, -(-(h * ww) // _MASK_IOU_ITEMS), 65535)
+    return max(splits, 1)
+
+
+def _mask_iou(b1, box1, a1, n, b2, box2, a2, m, h, ww, out, device):
+    """mask_iou on cupy arrays into out (n, m) float32, in a device and stream context."""
+    tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
+    sms = int(cp.cuda.Device(device).attributes["MultiProcessorCount"])
+    splits = _mask_iou_splits(n, m, h, ww, sms)
+    grid = (_grid_for(tiles, 1), splits)
+    kern = _kernel("mask_iou.cuh", "fastiou::mask_iou_kernel")
+    head = (b1, box1, a1, np.int64(n), b2, box2, a2, np.int64(m), np.int32(h), np.int32(ww))
+    if splits == 1:  # each tile writes its IoUs
+        kern(grid, (_MASK_IOU_THREADS,), head + (_NULL, out))
+        return
+    counts = cp.zeros(n * m, dtype=cp.uint64)
+    kern(grid, (_MASK_IOU_THREADS,), head + (counts, _NULL))
+    _kernel("mask_iou.cuh", "fastiou::mask_iou_finalize_kernel")(
+        (_grid_for(n * m, _MASK_FINALIZE_THREADS),), (_MASK_FINALIZE_THREADS,),
+        (counts, box1, a1, np.int64(n), box2, a2, np.int64(m), out))
+
+
+def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
+    n, h, ww = bits1.shape
+    m = bits2.shape[0]
+    assert bits2.shape == (m, h, ww) and out.shape == (n, m) and out.dtype == "float32"
+    assert boxes1.shape == (n, 4) and boxes2.shape == (m, 4) and areas1.shape == (n,) and areas2.shape == (m,)
+    if n == 0 or m == 0:
+        return
+    _check_packed(h, ww, "mask_iou")
+    with cp.cuda.Device(bits1.device), _external_stream(stream, bits1.device):
+        _mask_iou(_words_view(bits1), _view(boxes1), _view(areas1), n, _words_view(bits2), _view(boxes2),
+                  _view(areas2), m, h, ww, _view(out), bits1.device)
+
+
+def _mask_order(scores, n: int):
+    """order[p] = the mask ranked p (a stable sort of mask_rank.cuh's keys); in a stream context."""
+    keys = cp.empty(n, dtype=cp.uint64)
+    idx = cp.empty(n, dtype=cp.int64)
+    _kernel("mask_nms.cuh", f"fastiou::mask_rank_keys_kernel<{_TYPES[str(scores.dtype)]}>")(
+        (_grid_for(n, _MASK_RANK_THREADS),), (_MASK_RANK_THREADS,), (scores, keys, idx, np.int64(n)))
+    return cp.argsort(keys)  # stable, int64
+
+
+def _mask_nms_blocks(n: int, what: str) -> int:
+    cb = -(-n // _NMS_TILE)
+    if n > _INT_MAX or cb > 65535:
+        raise ValueError(f"{what}: at most {65535 * _NMS_TILE} masks on the GPU, got {n}")
+    return cb
+
+
+def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
+    n, h, ww = bits.shape
+    assert boxes.shape == (n, 4) and areas.shape == (n,) and scores.shape == (n,) and keep.shape == (n,)
+    if n == 0:
+        return 0
+    cb = _mask_nms_blocks(n, "mask_nms")
+    _check_packed(h, ww, "mask_nms")
+    with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
+        b, bx, ar = _words_view(bits), _view(boxes), _view(areas)
+        order = _mask_order(_view(scores), n)
+        iou = cp.empty((n, n), dtype=cp.float32)
+        _mask_iou(b, bx, ar, n, b, bx, ar, n, h, ww, iou, bits.device)
+        mask = cp.empty(n * cb, dtype=cp.uint64)
+        _kernel("mask_nms.cuh", "fastiou::mask_nms_bitmask_kernel")(
+            (cb, cb), (_NMS_TILE,), (iou, order, np.int64(n), np.int64(cb), np.float64(iou_threshold), mask))
+        count = cp.zeros(1, dtype=cp.int64)
+        _reduce(mask, n, cb, 1, None, order, _view(keep), count, None, None)
+        return int(count.get()[0])  # the one synchronisation
+
+
+def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, stream):
+    n, h, ww = bits.shape
+    assert boxes.shape == (n, 4) and areas.shape == (n,) and scores.shape == (n,) and labels.shape == (n,)
+    assert out.shape == (n,) and scores.dtype == "float32" and out.dtype == "float32"
+    if n == 0:
+        return
+    _mask_nms_blocks(n, "mask_matrix_nms")
+    _check_packed(h, ww, "mask_matrix_nms")
+    with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
+        b, bx, ar, s = _words_view(bits), _view(boxes), _view(areas), _view(scores)
+        order = _mask_order(s, n)
+        slab = cp.empty(n, dtype=cp.int64)
+        _kernel("mask_nms.cuh", "fastiou::mask_rank_labels_kernel")(
+            (_grid_for(n, _MASK_RANK_THREADS),), (_MASK_RANK_THREADS,), (_view(labels), order, slab, np.int64(n)))
+        iou = cp.empty((n, n), dtype=cp.float32)
+        _mask_iou(b, bx, ar, n, b, bx, ar, n, h, ww, iou, bits.device)
+        comp = cp.empty(n, dtype=cp.float32)
+        grid = _grid_for(n * 32, _MASK_MATRIX_THREADS)  # a warp per mask
+        _kernel("mask_nms.cuh", "fastiou::mask_matrix_comp_kernel")(
+            (grid,), (_MASK_MATRIX_THREADS,), (iou, order, slab, np.int64(n), comp))
+        _kernel("mask_nms.cuh", "fastiou::mask_matrix_decay_kernel")(
+            (grid,), (_MASK_MATRIX_THREADS,),
+            (iou, order, slab, np.int64(n), comp, s, np.int32(kernel), np.float32(sigma), _view(out)))
+
+
+def resolve_overlaps(bits, scores, out_bits, *, stream):
+    n, h, ww = bits.shape
+    assert scores.shape == (n,) and out_bits.shape == bits.shape
+    if n == 0 or h * ww == 0:
+        return
+    if n > _INT_MAX:
+        raise ValueError("resolve_overlaps: at most 2^31 - 1 masks on the GPU")
+    _check_packed(h, ww, "resolve_overlaps")
+    with cp.cuda.Device(bits.device), _external_stream(stream, bits.device):
+        order = _mask_order(_view(scores), n)
+        _kernel("resolve_overlaps.cuh", "fastiou::resolve_overlaps_kernel")(
+            (_grid_for(h * ww, _RESOLVE_THREADS),), (_RESOLVE_THREADS,),
+            (_view(bits), order, np.int64(n), np.int64(h * ww), _view(out_bits)))

@@ -28,6 +28,12 @@ INSTANCES = {
     "soft_nms.cuh": [f"fastiou::soft_nms_kernel<{t}>" for t in ("float", "double")],
     "matrix_nms.cuh": [f"fastiou::matrix_nms_{k}_kernel<{t}>" for k in ("comp", "decay")
                        for t in ("float", "double")],
+    "mask_pack.cuh": ["fastiou::pack_masks_kernel", "fastiou::unpack_masks_kernel", "fastiou::packed_stats_kernel"],
+    "mask_iou.cuh": ["fastiou::mask_iou_kernel", "fastiou::mask_iou_finalize_kernel"],
+    "mask_nms.cuh": ["fastiou::mask_nms_bitmask_kernel", "fastiou::mask_rank_labels_kernel",
+                     "fastiou::mask_matrix_comp_kernel", "fastiou::mask_matrix_decay_kernel"]
+                    + [f"fastiou::mask_rank_keys_kernel<{t}>" for t in ("float", "double")],
+    "resolve_overlaps.cuh": ["fastiou::resolve_overlaps_kernel"],
     "multiclass_nms.cuh": ["fastiou::mc_sort_kernel"]
                           + [f"fastiou::mc_{k}_kernel<{t}>" for k in ("candidates", "nms", "select")
                              for t in ("float", "double")],

@@ -129,4 +129,39 @@ void multiclass_nms_cuda(const T* boxes, const T* scores, index_t batch, index_t
                          index_t* out_classes, index_t* out_indices, void* workspace,
                          size_t workspace_bytes, void* stream);
 
+
+// Bit-packed binary masks on the GPU (csrc/cuda/mask_*.cu, resolve_overlaps.cu; layout and IoU
+// rule: fastiou/mask_math.h): the same results as the CPU loops. bits are (n, h, ww) 64-bit
+// words with ww = mask_words(w); boxes int32 (n, 4) x0, y0, x1, y1 (exclusive max); areas int64.
+// h * ww < 2^31 and w < 2^31 - 64 (std::invalid_argument otherwise). Temporaries are
+// stream-ordered allocations on `stream`; only mask_nms synchronises (to return its count).
+void pack_masks_cuda(const uint8_t* masks, unsigned long long* bits, int* boxes, long long* areas, index_t n,
+                     index_t h, index_t w, void* stream);
+void unpack_masks_cuda(const unsigned long long* bits, uint8_t* out, index_t n, index_t h, index_t w,
+                       void* stream);
+void packed_stats_cuda(const unsigned long long* bits, int* boxes, long long* areas, index_t n, index_t h,
+                       index_t ww, void* stream);
+// out (n, m) float32.
+void mask_iou_cuda(const unsigned long long* bits1, const int* boxes1, const long long* areas1, index_t n,
+                   const unsigned long long* bits2, const int* boxes2, const long long* areas2, index_t m,
+                   index_t h, index_t ww, float* out, void* stream);
+// How many blocks share one tile of mask_iou's pairs (csrc/cuda/mask_iou.cu; the CuPy backend
+// mirrors it). The result does not depend on it.
+index_t mask_iou_splits(index_t n, index_t m, index_t h, index_t ww, int sms);
+// keep[:K] = the kept masks' indices in ranking order; returns K.
+index_t mask_nms_cuda(const unsigned long long* bits, const int* boxes, const long long* areas,
+                      const double* scores, index_t n, index_t h, index_t ww, double iou_threshold,
+                      index_t* keep, void* stream);
+void mask_matrix_nms_cuda(const unsigned long long* bits, const int* boxes, const long long* areas,
+                          const float* scores, const long long* labels, index_t n, index_t h, index_t ww, int kernel,
+                          float sigma, float* out, void* stream);
+// out (n, h, ww): each set bit kept only in the best-ranked mask that has it.
+void resolve_overlaps_cuda(const unsigned long long* bits, const double* scores, unsigned long long* out, index_t n,
+                           index_t h, index_t ww, void* stream);
+// nms's greedy pass (csrc/cuda/nms.cu) over a suppression bitmask of n ranked items in the
+// layout of nms_mask_kernel (csrc/kernels/nms.cuh, no classes): keep[:K] = order[p] of the kept
+// ranks p; returns K (one synchronisation of `stream`).
+index_t nms_bitmask_reduce_cuda(const unsigned long long* mask, index_t n, const index_t* order, index_t* keep,
+                                void* stream);
+
 }  // namespace fastiou

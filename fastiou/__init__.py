@@ -12,13 +12,16 @@ from .boxes import (box_area, box_convert, box_ioa, box_iou, box_iou_aligned, co
                     distance_box_iou, generalized_box_iou, masks_to_boxes)
 from .nms import (MulticlassNMSResult, batched_nms, matrix_nms, multiclass_nms, nms, nms_sweep,
                   soft_nms)
+from . import rle  # noqa: E402  (COCO run-length masks: fastiou.rle.encode, ...)
+from . import compat  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["InputError", "backends", "use_backend", "info", "set_num_threads", "get_num_threads", "box_area", "box_convert", "box_iou",
            "generalized_box_iou", "distance_box_iou", "complete_box_iou", "box_ioa",
            "box_iou_aligned", "masks_to_boxes", "nms", "batched_nms", "nms_sweep", "soft_nms",
-           "matrix_nms", "multiclass_nms", "MulticlassNMSResult", "__version__"]
+           "matrix_nms", "multiclass_nms", "MulticlassNMSResult", "__version__",
+           "rle", "compat"]
 
 
 def set_num_threads(num_threads: int) -> None:

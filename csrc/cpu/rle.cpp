@@ -545,7 +545,10 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
       std::swap(xs, xe);
       std::swap(ys, ye);
     }
-    const double s = dx >= dy ? static_cast<double>(ye - ys) / dx : static_cast<double>(xe - xs) / dy;
+    // A zero-length edge (dx = dy = 0) makes pycocotools divide 0 by 0 and cast the NaN to int;
+    // that point's v is never read (its u equals both neighbours'), so take s = 0 instead.
+    const double s = dx >= dy ? (dx ? static_cast<double>(ye - ys) / dx : 0.0)
+                              : static_cast<double>(xe - xs) / dy;
     if (dx >= dy) {
       for (int d = 0; d <= dx; ++d) {
         const int t = flip ? dx - d : d;

@@ -18,5 +18,20 @@ outputs are preallocated by fastiou/_dispatch.py's caller and written in place):
                    max_per_class (-1: none), num (B,), out_boxes (B,K,4), out_scores (B,K),
                    out_classes (B,K), out_indices (B,K))
 
+COCO run-length masks (host backends only: ``cpp`` and ``numba``; fastiou/rle.py picks the host
+backend even when a GPU one is forced). RLEs travel as ``counts`` (a list of bytes, pycocotools'
+compressed strings) with ``sizes`` int64 (N, 2) of (h, w); ``name`` is the argument name used in
+error messages (ValueError: "name[i]['counts']: malformed counts ..."):
+
+    rle_encode(masks uint8 (N,H,W), any positive strides, non-zero = foreground) -> [bytes]
+    rle_decode(counts, h, w, out uint8 (N,H,W) | (N,W,H) if column_major, column_major, name)
+    rle_area(counts, sizes, out uint32 (N,), name)
+    rle_to_bbox(counts, sizes, out float64 (N,4) xywh, name)
+    rle_merge(counts, sizes, intersect, name) -> bytes | None (empty list or sizes differ)
+    rle_iou(dt_counts, dt_sizes, gt_counts, gt_sizes, iscrowd uint8 (G,) | None, out float64 (D,G))
+    rle_box_iou(dt float64 (D,4), gt float64 (G,4), iscrowd uint8 (G,) | None, out float64 (D,G))
+    rle_from_polygons([float64 (2K,) vertices], h, w, name) -> [bytes]
+    rle_from_counts([uint32 (M,) run lengths], sizes, name) -> [bytes]
+
 GPU functions also take ``stream=`` (the caller's current stream) and never synchronise.
 """

@@ -363,3 +363,5 @@ def masks_to_boxes(masks: np.ndarray, out: np.ndarray) -> None:
     _launch(_masks_to_boxes_kernel, masks, out)
 
 from .numba_nms import nms, nms_sweep, soft_nms, matrix_nms, multiclass_nms  # noqa: E402,F401
+from .numba_rle import (rle_encode, rle_decode, rle_area, rle_to_bbox, rle_merge,  # noqa: E402,F401
+                        rle_iou, rle_box_iou, rle_from_polygons, rle_from_counts)

@@ -9,8 +9,8 @@ Differences (all on input pycocotools refuses or mishandles):
       uint8 numpy array); non-zero is foreground.
     * ``iou`` raises ``ValueError`` (pycocotools: ``AssertionError``) when ``len(iscrowd)``
       differs from the number of ground truths.
-    * ``frPyObjects`` also takes a list of 4-element box lists (pycocotools 2.0.11 raises
-      ``TypeError`` there) and a list of compressed RLE dicts.
+    * ``frPyObjects`` also takes a list of 4-element box lists, one box or one polygon as a
+      flat list (pycocotools 2.0.11 raises ``TypeError`` for each) and compressed RLE dicts.
     * malformed counts, sizes and polygons raise ``ValueError`` (see :mod:`fastiou.rle`).
 """
 

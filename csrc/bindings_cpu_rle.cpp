@@ -25,12 +25,16 @@ namespace {
 
 constexpr uint64_t kMaxPixels = uint64_t(1) << 32;  // counts are uint32, as in pycocotools
 
+bool size_ok(int64_t h, int64_t w) {
+  return h >= 0 && w >= 0 && (h == 0 || static_cast<uint64_t>(w) < kMaxPixels / static_cast<uint64_t>(h) + 1) &&
+         static_cast<uint64_t>(h) * static_cast<uint64_t>(w) < kMaxPixels;
+}
+
 void check_size(int64_t h, int64_t w, const std::string& what) {
   if (h < 0 || w < 0)
     throw py::value_error(what + ": expected a non-negative size [h, w], got [" +
                           std::to_string(h) + ", " + std::to_string(w) + "]");
-  if (static_cast<uint64_t>(h) * static_cast<uint64_t>(w) >= kMaxPixels ||
-      (h > 0 && static_cast<uint64_t>(w) >= kMaxPixels / static_cast<uint64_t>(h) + 1))
+  if (!size_ok(h, w))
     throw py::value_error(what + ": h * w must stay below 2**32 (uint32 run lengths), got [" +
                           std::to_string(h) + ", " + std::to_string(w) + "]");
 }
@@ -38,7 +42,8 @@ void check_size(int64_t h, int64_t w, const std::string& what) {
 const int64_t* sizes_ptr(const py::array& sizes, index_t n, const std::string& name) {
   const int64_t* p = checked<int64_t>(sizes, (name + " sizes").c_str(), {n, 2}, false);
   for (index_t i = 0; i < n; ++i)
-    check_size(p[2 * i], p[2 * i + 1], name + "[" + std::to_string(i) + "]['size']");
+    if (!size_ok(p[2 * i], p[2 * i + 1]))  // the message only for the one that fails
+      check_size(p[2 * i], p[2 * i + 1], name + "[" + std::to_string(i) + "]['size']");
   return p;
 }
 
@@ -66,9 +71,11 @@ Parsed parse_all(const py::list& counts, const int64_t* sizes, const std::string
   p.ptr.resize(static_cast<size_t>(n));
   p.m.resize(static_cast<size_t>(n));
   std::vector<int> err(static_cast<size_t>(n), 0);
+  size_t chars = 0;
+  for (size_t l : len) chars += l;
   {
     py::gil_scoped_release release;
-#pragma omp parallel for schedule(dynamic, 16) if (n > 64)
+#pragma omp parallel for schedule(dynamic, 16) if (n > 64 && chars > (size_t(1) << 18))
     for (index_t i = 0; i < n; ++i) {
       const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
       err[i] = fastiou::rle_from_string(s[i], len[i], hw, &p.cnts[i]);
@@ -179,10 +186,13 @@ void rle_iou(const py::list& dt, const py::array& dt_sizes, const py::list& gt,
   const uint8_t* pc = crowd_ptr(iscrowd, ng);
   double* po = checked<double>(out, "out", {nd, ng}, true);
   Parsed d = parse_all(dt, pds, "dt");
-  Parsed g = parse_all(gt, pgs, "gt");
+  // The same list and sizes for both (IoU of detections among themselves): parsed once.
+  const bool same = dt.ptr() == gt.ptr() && dt_sizes.ptr() == gt_sizes.ptr();
+  Parsed g = same ? Parsed() : parse_all(gt, pgs, "gt");
+  const Parsed& gg = same ? d : g;
   py::gil_scoped_release release;
-  fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, g.ptr.data(), g.m.data(), pgs, ng, pc,
-                       po);
+  fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
+                       same, po);
 }
 
 void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& iscrowd,

@@ -48,8 +48,11 @@ _MAX_PIXELS = 1 << 32
 def _host_backend():
     """The host backend module: the forced one when it is a host backend, else the default."""
     forced = _dispatch._forced_backend()
-    if forced is None or _dispatch.BACKEND_DEVICE[forced] == "cpu":
+    if forced is not None and _dispatch.BACKEND_DEVICE[forced] == "cpu":
         return _dispatch.select("cpu")[1]
+    mod = _dispatch._loaded.get("cpp", (None,))[0]  # the usual case, without select()'s checks
+    if mod is not None:
+        return mod
     reasons = []
     for name in _dispatch._ORDER["cpu"]:
         mod, reason = _dispatch._backend(name)
@@ -116,6 +119,27 @@ def _rles(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
     """(counts as bytes, int64 sizes (N, 2)) of a list of RLE dicts."""
     if isinstance(rles, dict) or not isinstance(rles, (list, tuple)):
         raise TypeError(f"{name}: expected a list of RLE dicts, got {type(rles).__name__}")
+    # Fast path (a call per image matters): well-formed dicts with bytes or str counts. Anything
+    # else goes through the checks below, which name the offending item.
+    try:
+        counts = [r["counts"] for r in rles]
+        sizes = np.array([r["size"] for r in rles])
+    except (KeyError, TypeError, ValueError, IndexError):
+        sizes = None
+    # (The backends check the size values themselves, naming the item.)
+    if sizes is not None and sizes.shape == (len(rles), 2) and sizes.dtype.kind in "iu" \
+            and (sizes.dtype.kind == "i" or sizes.dtype.itemsize < 8):
+        for i, c in enumerate(counts):
+            if type(c) is not bytes:
+                if type(c) is not str or not c.isascii():
+                    break
+                counts[i] = c.encode("ascii")
+        else:
+            return counts, np.ascontiguousarray(sizes, dtype=np.int64)
+    return _rles_checked(rles, name, mod)
+
+
+def _rles_checked(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
     counts, sizes, pending = [], np.empty((len(rles), 2), np.int64), []
     for i, r in enumerate(rles):
         what = f"{name}[{i}]"
@@ -191,6 +215,7 @@ def _decode_into(rles, name, column_major):
         return np.zeros((0, 0, 0), np.uint8), single, 0, 0
     h, w = (int(v) for v in sizes[0])
     if (sizes != sizes[0]).any():
+        _rles_checked([rles] if single else rles, name)  # a malformed size is named first
         bad = int(np.nonzero((sizes != sizes[0]).any(axis=1))[0][0])
         raise InputError(f"{name}: every mask must have the same size to be decoded together; "
                          f"{name}[0] is {[h, w]} but {name}[{bad}] is {sizes[bad].tolist()}")
@@ -411,14 +436,15 @@ def iou(dt, gt, iscrowd=None):
                              f"{fmt_shape(crowd.shape)}")
         if crowd.size and crowd.dtype.kind not in "biuf":
             raise InputError(f"iscrowd: expected booleans or 0/1, got dtype {crowd.dtype}")
-        crowd = np.ascontiguousarray(crowd != 0, dtype=np.uint8)
-    out = np.zeros((nd, ng), np.float64)
+        crowd = np.ascontiguousarray((crowd if crowd.dtype == np.bool_ else crowd != 0).view(np.uint8))
     if nd == 0 or ng == 0:
-        return out
+        return np.zeros((nd, ng), np.float64)
+    out = np.empty((nd, ng), np.float64)  # every element is written
     mod = _host_backend()
     if rle_d:
         dc, ds = _rles(dt, "dt", mod)
-        gc, gs = _rles(gt, "gt", mod)
+        # dt is gt (IoU of detections among themselves): the backend parses the strings once
+        gc, gs = (dc, ds) if gt is dt else _rles(gt, "gt", mod)
         mod.rle_iou(dc, ds, gc, gs, crowd, out)
     else:
         mod.rle_box_iou(db, gb, crowd, out)

@@ -212,6 +212,9 @@ def test_iou_rle(backend, M):
         minus_one += int((ref == -1).sum())
         np.testing.assert_array_equal(mask_util.iou(dt, gt, crowd), ref)
         np.testing.assert_array_equal(rle.iou(dt, gt, None), M.iou(dt, gt, [0] * ng))
+        both = dt + gt   # the same list on both sides: each unordered pair is walked once
+        crowd2 = rng.integers(0, 2, len(both)).tolist()
+        np.testing.assert_array_equal(rle.iou(both, both, crowd2), M.iou(both, both, crowd2))
     assert minus_one > 0
     # empty sides
     r = ref_encode(M, np.ones((2, 4, 4)))

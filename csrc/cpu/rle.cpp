@@ -211,7 +211,7 @@ void runs_from_transitions(const std::vector<uint32_t>& pos, uint64_t hw, std::s
 
 void rle_encode_cpu(const uint8_t* masks, index_t n, index_t h, index_t w, index_t sn,
                     index_t sh, index_t sw, std::string* out) {
-#pragma omp parallel if (n > 1 && n * h * w > kParallelMin)
+#pragma omp parallel if (n > 1 && n * h * w > (1 << 20))
   {
     std::vector<uint32_t> pos, colbuf;
 #pragma omp for schedule(dynamic, 1)
@@ -259,7 +259,7 @@ FASTIOU_CLONES void transpose_tiles(const uint8_t* src, uint8_t* dst, index_t h,
 void rle_decode_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, index_t h,
                     index_t w, bool column_major, uint8_t* out) {
   const index_t hw = h * w;
-#pragma omp parallel if (n > 1 && n * hw > kParallelMin)
+#pragma omp parallel if (n > 1 && n * hw > (1 << 20))
   {
     std::vector<uint8_t> tmp(column_major ? 0 : static_cast<size_t>(hw));
 #pragma omp for schedule(dynamic, 1)
@@ -284,12 +284,32 @@ void rle_area_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, uint
   }
 }
 
+namespace {
+
+// Division by a fixed h (a 32-bit division costs ~25 cycles; a box needs four per run): the
+// quotient from a double reciprocal, corrected to be exact.
+struct DivH {
+  uint64_t h;
+  double inv;
+  explicit DivH(uint32_t hh) : h(hh), inv(hh ? 1.0 / hh : 0.0) {}
+  void divmod(uint32_t v, uint32_t* q, uint32_t* r) const {
+    uint64_t x = static_cast<uint64_t>(static_cast<double>(v) * inv);
+    if (x * h > v) --x;
+    else if ((x + 1) * h <= v) ++x;
+    *q = static_cast<uint32_t>(x);
+    *r = static_cast<uint32_t>(v - x * h);
+  }
+};
+
+}  // namespace
+
 void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes,
                      index_t n, double* out) {
   for (index_t i = 0; i < n; ++i) {
     // As pycocotools 2.0.11's rleToBbox, in its uint32 arithmetic (a mask whose foreground
     // runs are all empty wraps the width, as it does).
     const uint32_t h = static_cast<uint32_t>(sizes[2 * i]), w = static_cast<uint32_t>(sizes[2 * i + 1]);
+    const DivH div(h);
     const index_t me = (m[i] / 2) * 2;
     double* o = out + 4 * i;
     if (me == 0) {
@@ -301,7 +321,9 @@ void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_
       const uint32_t start = cc;
       cc += cnts[i][j];
       if (j % 2 == 0 || cnts[i][j] == 0) continue;
-      const uint32_t x0 = start / h, y0 = start % h, x1 = (cc - 1) / h, y1 = (cc - 1) % h;
+      uint32_t x0, y0, x1, y1;
+      div.divmod(start, &x0, &y0);
+      div.divmod(cc - 1, &x1, &y1);
       xs = std::min(xs, x0);
       xe = std::max(xe, x1);
       if (x0 < x1) {
@@ -432,64 +454,94 @@ void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
 
 void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* dt_sizes,
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
-                 const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, double* out) {
+                 const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
+                 double* out) {
   std::vector<double> db(static_cast<size_t>(4 * nd)), gb(static_cast<size_t>(4 * ng));
   rle_to_bbox_cpu(dt, mdt, dt_sizes, nd, db.data());
   rle_to_bbox_cpu(gt, mgt, gt_sizes, ng, gb.data());
-  // Foreground intervals (start, end) of every mask, and the areas.
-  std::vector<std::vector<uint32_t>> div, giv;
-  std::vector<uint32_t> da, ga;
-  auto build = [](const uint32_t* const* c, const index_t* m, index_t n,
-                  std::vector<std::vector<uint32_t>>* iv, std::vector<uint32_t>* area) {
-    iv->resize(static_cast<size_t>(n));
+  // Foreground intervals (start, end) of every mask, flat, and the areas.
+  auto build = [](const uint32_t* const* c, const index_t* m, index_t n, std::vector<uint32_t>* iv,
+                  std::vector<size_t>* off, std::vector<uint32_t>* area) {
+    off->assign(static_cast<size_t>(n + 1), 0);
     area->resize(static_cast<size_t>(n));
+    size_t runs = 0;
+    for (index_t k = 0; k < n; ++k) runs += static_cast<size_t>(m[k]);
+    iv->reserve(runs + 2);
     for (index_t k = 0; k < n; ++k) {
-      std::vector<uint32_t>& v = (*iv)[k];
       uint32_t pos = 0, a = 0;
       for (index_t j = 0; j < m[k]; ++j) {
         const uint32_t len = c[k][j];
         if ((j & 1) && len) {
-          v.push_back(pos);
-          v.push_back(pos + len);
+          iv->push_back(pos);
+          iv->push_back(pos + len);
           a += len;
         }
         pos += len;
       }
       (*area)[k] = a;
+      (*off)[k + 1] = iv->size() / 2;
     }
   };
-  build(dt, mdt, nd, &div, &da);
-  build(gt, mgt, ng, &giv, &ga);
-#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && nd * ng > 64)
+  std::vector<uint32_t> div, giv, da, ga;
+  std::vector<size_t> doff, goff;
+  build(dt, mdt, nd, &div, &doff, &da);
+  if (!same) build(gt, mgt, ng, &giv, &goff, &ga);
+  const std::vector<uint32_t>& gi = same ? div : giv;
+  const std::vector<size_t>& go = same ? doff : goff;
+  const std::vector<uint32_t>& gar = same ? da : ga;
+  // Common pixels of d and g (boxes overlapping, same size): only the columns both boxes
+  // cover can hold any.
+  auto common = [&](index_t d, index_t g) -> uint64_t {
+    const double* bd = db.data() + 4 * d;
+    const double* bg = gb.data() + 4 * g;
+    const uint64_t h = static_cast<uint64_t>(dt_sizes[2 * d]);
+    const uint64_t x0 = static_cast<uint64_t>(std::max(bd[0], bg[0]));
+    const uint64_t x1 = static_cast<uint64_t>(std::min(bd[0] + bd[2], bg[0] + bg[2]));
+    const uint32_t from = static_cast<uint32_t>(std::min<uint64_t>(x0 * h, UINT32_MAX));
+    const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(x1 * h, UINT32_MAX));
+    return intersection(div.data() + 2 * doff[d], index_t(doff[d + 1] - doff[d]),
+                        gi.data() + 2 * go[g], index_t(go[g + 1] - go[g]), from, to);
+  };
+  // pycocotools: i / u in double from uint32 counts; u = 1 when nothing is shared, the
+  // detection's area for a crowd ground truth.
+  auto ratio = [](uint64_t i, uint32_t ad, uint32_t ag, bool crowd) {
+    const uint64_t u = i == 0 ? 1 : crowd ? ad : uint64_t(ad) + ag - i;
+    return static_cast<double>(static_cast<uint32_t>(i)) / static_cast<double>(static_cast<uint32_t>(u));
+  };
+  auto same_size = [&](index_t d, index_t g) {
+    return dt_sizes[2 * d] == gt_sizes[2 * g] && dt_sizes[2 * d + 1] == gt_sizes[2 * g + 1];
+  };
+  // Threads only for enough work: a parallel region costs microseconds, far more when the
+  // cores are busy, and one image's detections are usually a few hundred pair walks.
+  const double work = double(div.size()) * ng + double(gi.size()) * nd;
+  if (same) {
+    // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair
+    // is walked once and both entries written (each with its own crowd flag).
+#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && work > (1 << 21))
+    for (index_t d = 0; d < nd; ++d) {
+      for (index_t g = d; g < ng; ++g) {
+        double o = 0.0, t = 0.0;
+        if (box_pair_iou(db.data() + 4 * d, gb.data() + 4 * g, false) > 0) {
+          if (!same_size(d, g)) {
+            o = t = -1.0;
+          } else {
+            const uint64_t i = g == d ? da[d] : common(d, g);  // a mask with itself: its area
+            o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
+            t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
+          }
+        }
+        out[d * ng + g] = o;
+        out[g * ng + d] = t;
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && work > (1 << 20))
   for (index_t d = 0; d < nd; ++d) {
     for (index_t g = 0; g < ng; ++g) {
       const bool crowd = iscrowd && iscrowd[g];
       double o = box_pair_iou(db.data() + 4 * d, gb.data() + 4 * g, crowd);
-      if (o > 0) {
-        const int64_t* sd = dt_sizes + 2 * d;
-        const int64_t* sg = gt_sizes + 2 * g;
-        if (sd[0] != sg[0] || sd[1] != sg[1]) {
-          o = -1.0;
-        } else {
-          // Only the columns both boxes cover can hold common pixels.
-          const double* bd = db.data() + 4 * d;
-          const double* bg = gb.data() + 4 * g;
-          const uint64_t h = static_cast<uint64_t>(sd[0]);
-          const uint64_t x0 = static_cast<uint64_t>(std::max(bd[0], bg[0]));
-          const uint64_t x1 = static_cast<uint64_t>(std::min(bd[0] + bd[2], bg[0] + bg[2]));
-          const uint32_t from = static_cast<uint32_t>(std::min<uint64_t>(x0 * h, UINT32_MAX));
-          const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(x1 * h, UINT32_MAX));
-          const std::vector<uint32_t>& a = div[d];
-          const std::vector<uint32_t>& b = giv[g];
-          const uint64_t i = intersection(a.data(), static_cast<index_t>(a.size() / 2), b.data(),
-                                          static_cast<index_t>(b.size() / 2), from, to);
-          uint64_t u;
-          if (i == 0) u = 1;
-          else if (crowd) u = da[d];
-          else u = uint64_t(da[d]) + ga[g] - i;
-          o = static_cast<double>(static_cast<uint32_t>(i)) / static_cast<double>(static_cast<uint32_t>(u));
-        }
-      }
+      if (o > 0) o = same_size(d, g) ? ratio(common(d, g), da[d], gar[g], crowd) : -1.0;
       out[d * ng + g] = o;
     }
   }
@@ -584,7 +636,7 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
 
 void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,
                            index_t w, std::vector<uint32_t>* out) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 16)
   for (index_t i = 0; i < n; ++i) rle_from_polygon_cpu(xy[i], k[i], h, w, out + i);
 }
 

@@ -84,9 +84,11 @@ void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_
 bool rle_merge_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes, index_t n,
                    bool intersect, std::vector<uint32_t>* out);
 // out (nd, ng) = pycocotools' rleIou / bbIou (iscrowd may be null; iscrowd[g] is about gt g).
+// same: gt is dt (the same arrays), so each unordered pair is walked once.
 void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* dt_sizes,
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
-                 const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, double* out);
+                 const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
+                 double* out);
 void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
                      const uint8_t* iscrowd, double* out);
 // pycocotools' rleFrPoly of k vertices xy (k, 2); out[i] from polygon i.

@@ -293,7 +293,7 @@ struct DivH {
   double inv;
   explicit DivH(uint32_t hh) : h(hh), inv(hh ? 1.0 / hh : 0.0) {}
   void divmod(uint32_t v, uint32_t* q, uint32_t* r) const {
-    uint64_t x = static_cast<uint64_t>(static_cast<double>(v) * inv);
+    uint64_t x = static_cast<uint64_t>(static_cast<int64_t>(static_cast<double>(v) * inv));
     if (x * h > v) --x;
     else if ((x + 1) * h <= v) ++x;
     *q = static_cast<uint32_t>(x);
@@ -456,9 +456,10 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
                  const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
                  double* out) {
-  std::vector<double> db(static_cast<size_t>(4 * nd)), gb(static_cast<size_t>(4 * ng));
+  std::vector<double> db(static_cast<size_t>(4 * nd)), gb(static_cast<size_t>(same ? 0 : 4 * ng));
   rle_to_bbox_cpu(dt, mdt, dt_sizes, nd, db.data());
-  rle_to_bbox_cpu(gt, mgt, gt_sizes, ng, gb.data());
+  if (same) gb = db;
+  else rle_to_bbox_cpu(gt, mgt, gt_sizes, ng, gb.data());
   // Foreground intervals (start, end) of every mask, flat, and the areas.
   auto build = [](const uint32_t* const* c, const index_t* m, index_t n, std::vector<uint32_t>* iv,
                   std::vector<size_t>* off, std::vector<uint32_t>* area) {

@@ -25,6 +25,12 @@ Notes:
     that is not two non-negative integers, and polygons with an odd number of coordinates raise
     ``ValueError`` where pycocotools returns garbage or crashes. Masks are binarised (non-zero is
     foreground) where pycocotools' encode would start a new run at every change of byte value.
+
+    Runs of length 0 inside a mask (which no pycocotools encoder writes, but a hand-made
+    uncompressed RLE can hold) are read as the mask they describe. pycocotools' IoU and merge
+    walks stop early when both masks reach such a run at once, undercounting the intersection
+    or returning counts short of ``h * w``; fastiou gives the true IoU and a complete merge
+    there (identical results everywhere else).
 """
 
 from __future__ import annotations
@@ -413,8 +419,8 @@ def iou(dt, gt, iscrowd=None):
         ValueError: ``len(iscrowd) != G``, the two sides of different kinds, malformed input.
     """
     rle_d, rle_g = _is_rle_list(dt), _is_rle_list(gt)
-    empty_d = isinstance(dt, (list, tuple)) and len(dt) == 0
-    empty_g = isinstance(gt, (list, tuple)) and len(gt) == 0
+    empty_d = hasattr(dt, "__len__") and len(dt) == 0   # [] or a (0, 4) array: either kind
+    empty_g = hasattr(gt, "__len__") and len(gt) == 0
     if not rle_d and not empty_d and isinstance(dt, (list, tuple)) and any(isinstance(r, dict) for r in dt):
         raise InputError("dt: a list mixing RLE dicts and other items")
     if not rle_g and not empty_g and isinstance(gt, (list, tuple)) and any(isinstance(r, dict) for r in gt):
@@ -424,6 +430,8 @@ def iou(dt, gt, iscrowd=None):
             raise InputError("dt and gt must be of the same kind: both lists of RLE dicts or both "
                              "(N, 4) xywh boxes")
         nd, ng = len(dt), len(gt)
+        if empty_d or empty_g:
+            db = gb = None
     else:
         db, gb = _boxes(dt, "dt"), _boxes(gt, "gt")
         nd, ng = len(db), len(gb)

@@ -187,8 +187,18 @@ def test_area_bbox_merge(backend, M):
            for c in ([5, 0, 7], [0, 0, 12], [12, 0], [3, 2, 0, 0, 7])]
     np.testing.assert_array_equal(rle.to_bbox(odd), M.toBbox(odd))
     np.testing.assert_array_equal(rle.area(odd), M.area(odd))
+    dec = rle.decode(odd).astype(bool)
+    complete = 0
     for inter in (0, 1):
-        assert rle.merge(odd, intersect=bool(inter)) == M.merge(odd, inter)
+        for part in (odd, odd[:2], odd[2:], odd[::-1]):
+            merged = rle.merge(part, intersect=bool(inter))
+            want = (np.logical_and if inter else np.logical_or).reduce(rle.decode(part).astype(bool))
+            np.testing.assert_array_equal(rle.decode(merged), want)
+            ref = M.merge(part, inter)
+            if sum(py_counts(ref["counts"])) == 12:  # pycocotools' walk reached the end
+                assert merged == ref
+                complete += 1
+    assert complete > 0 and dec.shape == (4, 3, 4)
 
 
 # ------------------------------------------------------------------------------ iou
@@ -240,6 +250,7 @@ def test_iou_boxes(backend, M):
                                       M.iou(d.astype(np.float32).astype(np.float64), g, crowd))
         np.testing.assert_array_equal(mask_util.iou(d, g, crowd), ref)
     assert rle.iou(np.zeros((0, 4)), np.ones((3, 4)), None).shape == (0, 3)
+    assert rle.iou(ref_encode(M, np.ones((2, 3, 3))), np.zeros((0, 4)), []).shape == (2, 0)
 
 
 # ------------------------------------------------------------------------------ polygons
@@ -391,14 +402,21 @@ def test_bad_arguments(backend):
 def test_fuzz_decode(backend, M):
     """Random strings: decode returns (the same masks as pycocotools) or raises ValueError."""
     rng = np.random.default_rng(11)
-    ok = 0
+    ok = compared = 0
     for i in range(3000):
         n = int(rng.integers(0, 12))
-        if i % 2:
-            s = bytes(rng.integers(0, 256, n, dtype=np.uint8))
-        else:
-            s = bytes(rng.integers(46, 114, n, dtype=np.uint8))  # mostly in the alphabet
         h, w = (int(v) for v in rng.integers(0, 8, 2))
+        if i % 3 == 0:
+            s = bytes(rng.integers(0, 256, n, dtype=np.uint8))
+        elif i % 3 == 1:
+            s = bytes(rng.integers(46, 114, n, dtype=np.uint8))  # mostly in the alphabet
+        else:  # valid runs (empty ones too), written by pycocotools, sometimes one byte changed
+            cuts = np.sort(rng.integers(0, h * w + 1, int(rng.integers(0, 8))))
+            runs = np.diff(np.concatenate([[0], cuts, [h * w]])).tolist()
+            s = bytearray(M.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"])
+            if s and rng.random() < 0.5:
+                s[int(rng.integers(len(s)))] = int(rng.integers(40, 120))
+            s = bytes(s)
         r = {"size": [h, w], "counts": s}
         try:
             got = rle.decode([r])
@@ -406,7 +424,79 @@ def test_fuzz_decode(backend, M):
             continue
         ok += 1
         np.testing.assert_array_equal(got, ref_decode(M, [r]).transpose(2, 0, 1))
-    assert ok > 0
+        if h * w == 0:  # pycocotools aborts on some RLEs of no pixels; nothing to compare
+            continue
+        # the other ops on what decodes (runs of length 0 included) agree with pycocotools too,
+        # except where its run walks stop early: runs of length 0 inside both masks at once
+        other = rle.encode(got[0][::-1])
+        pair = [r, other]
+        np.testing.assert_array_equal(rle.area([r]), M.area([r]))
+        np.testing.assert_array_equal(rle.to_bbox([r]), M.toBbox([r]))
+        got_iou = rle.iou(pair, pair, [0, 1])
+        np.testing.assert_array_equal(got_iou, mask_iou(M, pair, [0, 1]))
+        # (pycocotools' merge can also write past its buffer on such runs: not called there)
+        plain = 0 not in py_counts(s)[1:]
+        if plain:
+            np.testing.assert_array_equal(got_iou, M.iou(pair, pair, [0, 1]))
+        for inter in (0, 1):
+            merged = rle.merge(pair, intersect=bool(inter))
+            op = np.logical_and if inter else np.logical_or
+            np.testing.assert_array_equal(rle.decode(merged), op(got[0], got[0][::-1]))
+            if plain:
+                assert merged == M.merge(pair, inter)
+                compared += 1
+    assert ok > 400 and compared > 200
+
+
+def py_counts(s: bytes) -> list:
+    """The run lengths of a counts string, decoded as maskApi.c's rleFrString (no checks)."""
+    cnts, p = [], 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = s[p] - 48
+            x |= (c & 0x1f) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(cnts) > 2:
+            x += cnts[-2]
+        cnts.append(x)
+    return cnts
+
+
+def mask_iou(M, rles, crowd):
+    """pycocotools' IoU rule on decoded masks: 0 without box overlap, i / u (crowd: i / area)."""
+    masks = [rle.decode(r).astype(bool) for r in rles]
+    boxes = M.iou(M.toBbox(rles), M.toBbox(rles), crowd)
+    out = np.zeros((len(rles), len(rles)))
+    for d in range(len(rles)):
+        for g in range(len(rles)):
+            if boxes[d, g] > 0:
+                i = int((masks[d] & masks[g]).sum())
+                u = int(masks[d].sum()) if crowd[g] else int((masks[d] | masks[g]).sum())
+                out[d, g] = i / u if i else 0.0
+    return out
+
+
+def test_huge_sizes(backend, M):
+    """h * w just below 2**32: uint32 counts, deltas of 7 characters, boxes and IoU exact."""
+    h, w = 65536, 65535
+    hw = h * w
+    shapes = [[hw - 10, 10], [0, 5, hw - 5], [hw // 2, 3 * h, hw - hw // 2 - 3 * h], [hw], [0, hw],
+              [5, 0, hw - 5], [h - 1, 2, hw - h - 1]]
+    rles = [M.frPyObjects({"size": [h, w], "counts": c}, h, w) for c in shapes]
+    assert [rle.from_segmentation({"size": [h, w], "counts": c}, h, w) for c in shapes] == rles
+    np.testing.assert_array_equal(rle.area(rles), M.area(rles))
+    np.testing.assert_array_equal(rle.to_bbox(rles), M.toBbox(rles))
+    crowd = [0, 1, 0, 1, 0, 0, 1]
+    np.testing.assert_array_equal(rle.iou(rles, rles, crowd), M.iou(rles, rles, crowd))
+    np.testing.assert_array_equal(rle.iou(rles, rles[::-1], crowd), M.iou(rles, rles[::-1], crowd))
+    for inter in (0, 1):
+        assert rle.merge(rles, intersect=bool(inter)) == M.merge(rles, inter)
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        rle.area([{"size": [65536, 65536], "counts": b"0"}])
 
 
 def test_gpu_backend_forced_runs_on_host(M):

@@ -380,12 +380,26 @@ void merge_two(const std::vector<uint32_t>& a, const uint32_t* b, index_t mb, bo
   }
 }
 
+
+// Runs without the empty ones inside (each joins its two neighbours), as rleFrPoly writes them.
+std::vector<uint32_t> without_empty_runs(const uint32_t* c, index_t m) {
+  std::vector<uint32_t> out;
+  if (m == 0) return out;
+  out.push_back(c[0]);
+  for (index_t j = 1; j < m; ++j) {
+    if (c[j] > 0) out.push_back(c[j]);
+    else if (++j < m) out.back() += c[j];
+  }
+  return out;
+}
+
 }  // namespace
 
 bool rle_merge_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes, index_t n,
                    bool intersect, std::vector<uint32_t>* out) {
   out->clear();
   if (n == 0) return false;
+  const uint64_t hw = static_cast<uint64_t>(sizes[0]) * static_cast<uint64_t>(sizes[1]);
   out->assign(cnts[0], cnts[0] + m[0]);
   std::vector<uint32_t> acc;
   for (index_t i = 1; i < n; ++i) {
@@ -395,6 +409,16 @@ bool rle_merge_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t*
     }
     acc.swap(*out);
     merge_two(acc, cnts[i], m[i], intersect, out);
+    uint64_t total = 0;
+    for (uint32_t c : *out) total += c;
+    if (total != hw) {
+      // pycocotools' walk stops early when both masks reach an empty run at once (possible only
+      // with empty runs inside, which no pycocotools encoder writes) and returns counts short of
+      // h * w; the same walk over the runs without them is complete.
+      const std::vector<uint32_t> a = without_empty_runs(acc.data(), static_cast<index_t>(acc.size()));
+      const std::vector<uint32_t> b = without_empty_runs(cnts[i], m[i]);
+      merge_two(a, b.data(), static_cast<index_t>(b.size()), intersect, out);
+    }
   }
   return true;
 }

@@ -328,17 +328,47 @@ def _merge_two(a, b, intersect):
     return out[:m]
 
 
+@njit(**_FLAGS)
+def _without_empty_runs(c):
+    """Runs without the empty ones inside (each joins its two neighbours)."""
+    m = c.shape[0]
+    out = np.empty(m, np.uint32)
+    if m == 0:
+        return out
+    k = 0
+    out[k] = c[0]
+    k += 1
+    j = 1
+    while j < m:
+        if c[j] > 0:
+            out[k] = c[j]
+            k += 1
+            j += 1
+        else:
+            j += 1
+            if j < m:
+                out[k - 1] += c[j]
+                j += 1
+    return out[:k]
+
+
 def rle_merge(counts, sizes, intersect, name):
     n = len(counts)
     _sizes(sizes, n, name)
     parsed = _parse_all(counts, sizes, name)
     if n == 0:
         return None
+    hw = int(sizes[0, 0]) * int(sizes[0, 1])
     acc = parsed[0]
     for i in range(1, n):
         if sizes[i, 0] != sizes[0, 0] or sizes[i, 1] != sizes[0, 1]:
             return None
-        acc = _merge_two(acc, parsed[i], bool(intersect))
+        merged = _merge_two(acc, parsed[i], bool(intersect))
+        if int(merged.sum(dtype=np.uint64)) != hw:
+            # pycocotools' walk stopped early (empty runs inside both): walk without them
+            merged = _merge_two(_without_empty_runs(acc), _without_empty_runs(parsed[i]),
+                                bool(intersect))
+        acc = merged
     return _bytes(acc)
 
 
@@ -404,7 +434,9 @@ def _rle_iou_kernel(dflat, doffs, dsz, gflat, goffs, gsz, iscrowd, out):
                 if dsz[d, 0] != gsz[g, 0] or dsz[d, 1] != gsz[g, 1]:
                     o = -1.0
                 else:
-                    # pycocotools' rleIou walk over both run lists.
+                    # pycocotools' rleIou walk over both run lists, except that runs of
+                    # length 0 are all stepped over (pycocotools stops when both lists
+                    # reach one at once, undercounting; see fastiou/rle.py).
                     a = dflat[doffs[d]:doffs[d + 1]]
                     b = gflat[goffs[g]:goffs[g + 1]]
                     ka = a.shape[0]
@@ -426,13 +458,13 @@ def _rle_iou_kernel(dflat, doffs, dsz, gflat, goffs, gsz, iscrowd, out):
                                 inter += c
                         ct = 0
                         ca -= c
-                        if ca == 0 and ia < ka:
+                        while ca == 0 and ia < ka:
                             ca = np.int64(a[ia])
                             ia += 1
                             va = not va
                         ct += ca
                         cb -= c
-                        if cb == 0 and ib < kb:
+                        while cb == 0 and ib < kb:
                             cb = np.int64(b[ib])
                             ib += 1
                             vb = not vb

@@ -108,7 +108,7 @@ void rle_to_string(const uint32_t* cnts, index_t m, std::string* out) {
 namespace {
 
 // Bits c of the result: pixel c of a contiguous row segment of n <= 64 bytes is non-zero.
-FASTIOU_CLONES uint64_t row_bits(const uint8_t* p, int n) {
+inline uint64_t row_bits(const uint8_t* p, int n) {  // SSE2: part of x86-64 itself
   uint64_t bits = 0;
   int c = 0;
 #if defined(__SSE2__)
@@ -303,42 +303,66 @@ struct DivH {
 
 }  // namespace
 
-void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes,
-                     index_t n, double* out) {
-  for (index_t i = 0; i < n; ++i) {
-    // As pycocotools 2.0.11's rleToBbox, in its uint32 arithmetic (a mask whose foreground
-    // runs are all empty wraps the width, as it does).
-    const uint32_t h = static_cast<uint32_t>(sizes[2 * i]), w = static_cast<uint32_t>(sizes[2 * i + 1]);
-    const DivH div(h);
-    const index_t me = (m[i] / 2) * 2;
-    double* o = out + 4 * i;
-    if (me == 0) {
-      o[0] = o[1] = o[2] = o[3] = 0.0;
-      continue;
+namespace {
+
+// pycocotools 2.0.11's rleToBbox of one mask, in its uint32 arithmetic (a mask whose
+// foreground runs are all empty wraps the width, as it does). The (column, row) of the running
+// position is carried along: a run shorter than a column moves it with one subtraction, and
+// only longer ones divide.
+void bbox_one(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o) {
+  const index_t me = (m / 2) * 2;
+  if (me == 0) {
+    o[0] = o[1] = o[2] = o[3] = 0.0;
+    return;
+  }
+  const DivH div(h);
+  uint32_t xs = w, ys = h, xe = 0, ye = 0;
+  uint64_t x = 0, y = 0;  // the position before run j; y < h
+  auto advance = [&](uint64_t* px, uint64_t* py, uint64_t len) {
+    uint64_t yy = *py + len;
+    if (yy >= h) {
+      yy -= h;
+      ++*px;
+      if (yy >= h) {
+        uint32_t q, r;
+        div.divmod(static_cast<uint32_t>(yy), &q, &r);
+        *px += q;
+        yy = r;
+      }
     }
-    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0;
-    for (index_t j = 0; j < me; ++j) {
-      const uint32_t start = cc;
-      cc += cnts[i][j];
-      if (j % 2 == 0 || cnts[i][j] == 0) continue;
-      uint32_t x0, y0, x1, y1;
-      div.divmod(start, &x0, &y0);
-      div.divmod(cc - 1, &x1, &y1);
-      xs = std::min(xs, x0);
-      xe = std::max(xe, x1);
-      if (x0 < x1) {
+    *py = yy;
+  };
+  for (index_t j = 0; j < me; ++j) {
+    const uint64_t len = c[j];
+    if (len == 0) continue;  // an empty run moves nothing (and pycocotools skips empty fg runs)
+    if (j & 1) {
+      uint64_t x1 = x, y1 = y;  // the run's last pixel
+      advance(&x1, &y1, len - 1);
+      xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
+      xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x1));
+      if (x < x1) {
         ys = 0;
         ye = h - 1;
       } else {
-        ys = std::min(ys, y0);
-        ye = std::max(ye, y1);
+        ys = std::min<uint32_t>(ys, static_cast<uint32_t>(y));
+        ye = std::max<uint32_t>(ye, static_cast<uint32_t>(y1));
       }
     }
-    o[0] = xs;
-    o[2] = static_cast<uint32_t>(xe - xs + 1);
-    o[1] = ys;
-    o[3] = static_cast<uint32_t>(ye - ys + 1);
+    advance(&x, &y, len);
   }
+  o[0] = xs;
+  o[2] = static_cast<uint32_t>(xe - xs + 1);
+  o[1] = ys;
+  o[3] = static_cast<uint32_t>(ye - ys + 1);
+}
+
+}  // namespace
+
+void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes,
+                     index_t n, double* out) {
+  for (index_t i = 0; i < n; ++i)
+    bbox_one(cnts[i], m[i], static_cast<uint32_t>(sizes[2 * i]),
+             static_cast<uint32_t>(sizes[2 * i + 1]), out + 4 * i);
 }
 
 // ------------------------------------------------------------------------------ merge

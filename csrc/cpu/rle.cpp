@@ -43,27 +43,29 @@ int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t
   size_t p = 0;
   int err = RLE_OK;
   while (p < len) {
-    int64_t x = 0;
-    int k = 0;
-    int c;
-    do {
-      if (p >= len) { err = RLE_TRUNCATED; goto done; }
-      if (k >= 7) { err = RLE_TOO_LONG; goto done; }  // 35 bits hold any delta of uint32 counts
-      c = static_cast<int>(u[p]) - 48;
-      if (c < 0 || c > 63) { err = RLE_BAD_CHAR; goto done; }
+    int c = static_cast<int>(u[p++]) - 48;
+    if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
+    int64_t x = c & 0x1f;
+    int k = 1;
+    while (c & 0x20) {  // continuation: 5 more bits (most counts are one character)
+      if (p >= len) { err = RLE_TRUNCATED; break; }
+      if (k >= 7) { err = RLE_TOO_LONG; break; }  // 35 bits hold any delta of uint32 counts
+      c = static_cast<int>(u[p++]) - 48;
+      if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
       x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
-      ++p;
       ++k;
-    } while (c & 0x20);
+    }
+    if (err) break;
     if (c & 0x10) x -= int64_t(1) << (5 * k);  // sign-extend the last group
     if (m > 2) x += out[m - 2];
-    if (x < 0) { err = RLE_NEGATIVE; goto done; }
-    if (static_cast<uint64_t>(x) > hw - sum) { err = RLE_SUM_OVER; goto done; }
+    if (static_cast<uint64_t>(x) > hw - sum) {  // negative, or past h * w
+      err = x < 0 ? RLE_NEGATIVE : RLE_SUM_OVER;
+      break;
+    }
     sum += static_cast<uint64_t>(x);
     out[m++] = static_cast<uint32_t>(x);
   }
-  if (sum != hw) err = RLE_SUM_UNDER;
-done:
+  if (!err && sum != hw) err = RLE_SUM_UNDER;
   cnts->resize(err == RLE_OK ? m : 0);
   return err;
 }

@@ -269,6 +269,40 @@ py::list rle_from_counts(const py::list& counts, const py::array& sizes, const s
   return strings_of(cnts);
 }
 
+// (counts as bytes, int64 sizes (N, 2)) of a list of RLE dicts, or None when an item is not
+// the plain form (a dict whose 'size' is a list or tuple of two ints and whose 'counts' is bytes
+// or an ASCII str): fastiou/rle.py then checks every item itself and names the bad one.
+py::object rle_unpack(const py::list& rles) {
+  const size_t n = rles.size();
+  py::list counts(n);
+  py::array_t<int64_t> sizes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
+  int64_t* ps = sizes.mutable_data();
+  for (size_t i = 0; i < n; ++i) {
+    PyObject* r = PyList_GET_ITEM(rles.ptr(), static_cast<py::ssize_t>(i));
+    if (!PyDict_Check(r)) return py::none();
+    PyObject* size = PyDict_GetItemString(r, "size");  // borrowed
+    PyObject* c = PyDict_GetItemString(r, "counts");
+    if (!size || !c || !(PyList_Check(size) || PyTuple_Check(size)) || PySequence_Fast_GET_SIZE(size) != 2)
+      return py::none();
+    for (int k = 0; k < 2; ++k) {
+      PyObject* v = PySequence_Fast_GET_ITEM(size, k);
+      if (!PyLong_CheckExact(v)) return py::none();
+      int overflow = 0;
+      const long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+      if (overflow) return py::none();
+      ps[2 * i + k] = x;
+    }
+    if (PyBytes_CheckExact(c)) {
+      counts[i] = py::reinterpret_borrow<py::object>(c);
+    } else if (PyUnicode_CheckExact(c) && PyUnicode_IS_ASCII(c)) {
+      counts[i] = py::reinterpret_steal<py::object>(PyUnicode_AsASCIIString(c));
+    } else {
+      return py::none();
+    }
+  }
+  return py::make_tuple(counts, sizes);
+}
+
 }  // namespace
 
 void register_rle(py::module_& m) {
@@ -290,6 +324,8 @@ void register_rle(py::module_& m) {
         py::arg("out"), "pycocotools' bbIou of xywh boxes into out float64 (D, G).");
   m.def("rle_from_polygons", &rle_from_polygons, py::arg("polygons"), py::arg("h"), py::arg("w"),
         py::arg("name"), "pycocotools' rleFrPoly of each float64 (2K,) polygon -> [counts bytes].");
+  m.def("rle_unpack", &rle_unpack, py::arg("rles"),
+        "(counts bytes list, int64 sizes (N, 2)) of plain RLE dicts, or None (then check in Python).");
   m.def("rle_from_counts", &rle_from_counts, py::arg("counts"), py::arg("sizes"), py::arg("name"),
         "Compresses uint32 run lengths (each summing to h * w) -> [counts bytes].");
 }

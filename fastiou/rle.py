@@ -48,6 +48,21 @@ __all__ = ["encode", "decode", "area", "to_bbox", "merge", "from_segmentation", 
 
 _MAX_PIXELS = 1 << 32
 
+_unpack = False  # fastiou._C.rle_unpack once looked up (None without the extension)
+
+
+def _unpacker():
+    """fastiou._C.rle_unpack (plain RLE dicts in one C++ call, whichever backend then runs the
+    op: it is input handling only), loaded on first use; None without the compiled extension."""
+    global _unpack
+    if _unpack is False:
+        try:
+            from ._C import rle_unpack
+        except ImportError:  # the Python path of _rles does the same
+            rle_unpack = None
+        _unpack = rle_unpack
+    return _unpack
+
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -125,8 +140,13 @@ def _rles(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
     """(counts as bytes, int64 sizes (N, 2)) of a list of RLE dicts."""
     if isinstance(rles, dict) or not isinstance(rles, (list, tuple)):
         raise TypeError(f"{name}: expected a list of RLE dicts, got {type(rles).__name__}")
-    # Fast path (a call per image matters): well-formed dicts with bytes or str counts. Anything
+    # Fast paths (a call per image matters): well-formed dicts with bytes or str counts. Anything
     # else goes through the checks below, which name the offending item.
+    unpack = _unpack if _unpack is not False else _unpacker()
+    if unpack is not None and type(rles) is list:
+        got = unpack(rles)
+        if got is not None:
+            return got
     try:
         counts = [r["counts"] for r in rles]
         sizes = np.array([r["size"] for r in rles])
@@ -355,8 +375,10 @@ def from_segmentation(segmentation, h: int, w: int):
     Returns:
         dict: ``{"size": [h, w], "counts": bytes}``. Polygons are rasterised exactly as
         pycocotools' ``frPyObjects`` does (vertices upsampled by 5, a walk along the boundary)
-        and merged (union); an empty list gives an empty mask. An RLE dict keeps its own
-        ``size``, as in pycocotools; its counts are validated and returned as bytes.
+        and merged (union); an empty list gives an empty mask. Every list is a polygon, even
+        one of 4 coordinates (pycocotools' ``frPyObjects`` reads a first item of 4 numbers as a
+        box, which 2.0.11 then refuses with ``TypeError``). An RLE dict keeps its own ``size``,
+        as in pycocotools; its counts are validated and returned as bytes.
 
     Raises:
         ValueError: malformed polygons (odd length, non-finite or huge coordinates) or RLE.
@@ -383,7 +405,26 @@ def from_segmentation(segmentation, h: int, w: int):
 # ------------------------------------------------------------------------------ iou
 
 def _is_rle_list(x) -> bool:
-    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(r, dict) for r in x)
+    # (the first item decides; a later item that is not an RLE dict is named by _rles)
+    return isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], dict)
+
+
+_FLAG_TYPES = (bool, int, float)
+
+
+def _crowd_flags(iscrowd, ng: int):
+    """uint8 (G,) 0/1 (non-zero is crowd), or None for no crowd at all."""
+    if iscrowd is None:
+        return None
+    if type(iscrowd) is list and len(iscrowd) == ng and all(type(v) in _FLAG_TYPES for v in iscrowd):
+        return np.frombuffer(bytes(map(bool, iscrowd)), np.uint8)  # the usual list of 0/1
+    crowd = np.asarray(iscrowd)
+    if crowd.ndim != 1 or len(crowd) != ng:
+        raise InputError(f"iscrowd: expected one flag per ground truth ({ng}), got shape "
+                         f"{fmt_shape(crowd.shape)}")
+    if crowd.size and crowd.dtype.kind not in "biuf":
+        raise InputError(f"iscrowd: expected booleans or 0/1, got dtype {crowd.dtype}")
+    return np.ascontiguousarray((crowd if crowd.dtype == np.bool_ else crowd != 0).view(np.uint8))
 
 
 def _boxes(x, name: str) -> np.ndarray:
@@ -421,30 +462,15 @@ def iou(dt, gt, iscrowd=None):
     rle_d, rle_g = _is_rle_list(dt), _is_rle_list(gt)
     empty_d = hasattr(dt, "__len__") and len(dt) == 0   # [] or a (0, 4) array: either kind
     empty_g = hasattr(gt, "__len__") and len(gt) == 0
-    if not rle_d and not empty_d and isinstance(dt, (list, tuple)) and any(isinstance(r, dict) for r in dt):
-        raise InputError("dt: a list mixing RLE dicts and other items")
-    if not rle_g and not empty_g and isinstance(gt, (list, tuple)) and any(isinstance(r, dict) for r in gt):
-        raise InputError("gt: a list mixing RLE dicts and other items")
     if rle_d or rle_g:
         if not ((rle_d or empty_d) and (rle_g or empty_g)):
             raise InputError("dt and gt must be of the same kind: both lists of RLE dicts or both "
                              "(N, 4) xywh boxes")
         nd, ng = len(dt), len(gt)
-        if empty_d or empty_g:
-            db = gb = None
     else:
         db, gb = _boxes(dt, "dt"), _boxes(gt, "gt")
         nd, ng = len(db), len(gb)
-    if iscrowd is None:
-        crowd = np.zeros(ng, np.uint8)
-    else:
-        crowd = np.asarray(iscrowd)
-        if crowd.ndim != 1 or len(crowd) != ng:
-            raise InputError(f"iscrowd: expected one flag per ground truth ({ng}), got shape "
-                             f"{fmt_shape(crowd.shape)}")
-        if crowd.size and crowd.dtype.kind not in "biuf":
-            raise InputError(f"iscrowd: expected booleans or 0/1, got dtype {crowd.dtype}")
-        crowd = np.ascontiguousarray((crowd if crowd.dtype == np.bool_ else crowd != 0).view(np.uint8))
+    crowd = _crowd_flags(iscrowd, ng)
     if nd == 0 or ng == 0:
         return np.zeros((nd, ng), np.float64)
     out = np.empty((nd, ng), np.float64)  # every element is written

@@ -23,8 +23,10 @@ Notes:
     Stricter than pycocotools: malformed counts (a character outside ``'0'..'o'``, a string that
     ends inside a count, runs adding up to more or less than ``h * w``, a negative run), a size
     that is not two non-negative integers, and polygons with an odd number of coordinates raise
-    ``ValueError`` where pycocotools returns garbage or crashes. Masks are binarised (non-zero is
-    foreground) where pycocotools' encode would start a new run at every change of byte value.
+    ``ValueError`` where pycocotools returns garbage or crashes; so do ``h * w >= 2**32`` (counts
+    are uint32, as in pycocotools) and polygon coordinates of magnitude ``2**27`` or more (which
+    pycocotools' int arithmetic would overflow). Masks are binarised (non-zero is foreground)
+    where pycocotools' encode would start a new run at every change of byte value.
 
     Runs of length 0 inside a mask (which no pycocotools encoder writes, but a hand-made
     uncompressed RLE can hold) are read as the mask they describe. pycocotools' IoU and merge
@@ -458,6 +460,10 @@ def iou(dt, gt, iscrowd=None):
 
     Raises:
         ValueError: ``len(iscrowd) != G``, the two sides of different kinds, malformed input.
+
+    Notes:
+        A flag is crowd when it is non-zero (pycocotools casts the flags to uint8 first, so it
+        reads 0.5 or 256 as 0). Large inputs run on several threads (``set_num_threads``).
     """
     rle_d, rle_g = _is_rle_list(dt), _is_rle_list(gt)
     empty_d = hasattr(dt, "__len__") and len(dt) == 0   # [] or a (0, 4) array: either kind

@@ -288,8 +288,8 @@ void rle_area_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, uint
 
 namespace {
 
-// Division by a fixed h (a 32-bit division costs ~25 cycles; a box needs four per run): the
-// quotient from a double reciprocal, corrected to be exact.
+// Division by a fixed h (a 32-bit division costs ~25 cycles): the quotient from a double
+// reciprocal, corrected to be exact.
 struct DivH {
   uint64_t h;
   double inv;
@@ -496,7 +496,7 @@ uint64_t intersection(const uint32_t* a, index_t na, const uint32_t* b, index_t 
 
 void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
                      const uint8_t* iscrowd, double* out) {
-#pragma omp parallel for schedule(static) if (nd * ng > kParallelMin)
+#pragma omp parallel for schedule(static) if (nd * ng > (1 << 18))
   for (index_t d = 0; d < nd; ++d)
     for (index_t g = 0; g < ng; ++g)
       out[d * ng + g] = box_pair_iou(dt + 4 * d, gt + 4 * g, iscrowd && iscrowd[g]);

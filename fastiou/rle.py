@@ -223,7 +223,7 @@ def encode(masks):
     Raises:
         ValueError: ``masks`` is not 2-D or 3-D, or ``H * W >= 2**32``.
     """
-    m = _binary_u8(_host_array(masks, "masks"), "masks")
+    m = _host_array(masks, "masks")
     if m.ndim not in (2, 3):
         raise InputError(f"masks: expected shape (N, H, W) or (H, W), got {fmt_shape(m.shape)}")
     single = m.ndim == 2
@@ -232,6 +232,7 @@ def encode(masks):
     _, h, w = m.shape
     if h * w >= _MAX_PIXELS:
         raise InputError(f"masks: H * W must stay below 2**32, got {fmt_shape(m.shape)}")
+    m = _binary_u8(m, "masks")
     out = _dicts(_host_backend().rle_encode(m), h, w)
     return out[0] if single else out
 

@@ -399,6 +399,20 @@ def test_bad_arguments(backend):
         mask_util.encode(np.zeros((2, 2, 2, 2), np.uint8))
 
 
+def test_encode_gpu(M):
+    torch = require("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device")
+    m = blobs(np.random.default_rng(13), 3, 30, 41)
+    assert rle.encode(torch.from_numpy(m).cuda()) == ref_encode(M, m)  # copied to the host
+
+
+def test_encode_too_large(backend):
+    big = np.broadcast_to(np.zeros(1, np.uint8), (2, 65536, 65536))  # no memory behind it
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        rle.encode(big)
+
+
 def test_fuzz_decode(backend, M):
     """Random strings: decode returns (the same masks as pycocotools) or raises ValueError."""
     rng = np.random.default_rng(11)

@@ -33,5 +33,8 @@ error messages (ValueError: "name[i]['counts']: malformed counts ..."):
     rle_from_polygons([float64 (2K,) vertices], h, w, name) -> [bytes]
     rle_from_counts([uint32 (M,) run lengths], sizes, name) -> [bytes]
 
+(fastiou._C.rle_unpack(list of RLE dicts) -> (counts, sizes) or None is input handling that
+fastiou/rle.py uses whichever host backend runs the op; it is not part of this interface.)
+
 GPU functions also take ``stream=`` (the caller's current stream) and never synchronise.
 """

@@ -28,5 +28,23 @@ outputs are preallocated by fastiou/_dispatch.py's caller and written in place):
     mask_matrix_nms(bits, boxes, areas, scores float32 (N,), labels int64 (N,), kernel, sigma, out float32 (N,))
     resolve_overlaps(bits (N,H,WW), scores float64 (N,), out_bits (N,H,WW))
 
+COCO run-length masks (host backends only: ``cpp`` and ``numba``; fastiou/rle.py picks the host
+backend even when a GPU one is forced). RLEs travel as ``counts`` (a list of bytes, pycocotools'
+compressed strings) with ``sizes`` int64 (N, 2) of (h, w); ``name`` is the argument name used in
+error messages (ValueError: "name[i]['counts']: malformed counts ..."):
+
+    rle_encode(masks uint8 (N,H,W), any positive strides, non-zero = foreground) -> [bytes]
+    rle_decode(counts, h, w, out uint8 (N,H,W) | (N,W,H) if column_major, column_major, name)
+    rle_area(counts, sizes, out uint32 (N,), name)
+    rle_to_bbox(counts, sizes, out float64 (N,4) xywh, name)
+    rle_merge(counts, sizes, intersect, name) -> bytes | None (empty list or sizes differ)
+    rle_iou(dt_counts, dt_sizes, gt_counts, gt_sizes, iscrowd uint8 (G,) | None, out float64 (D,G))
+    rle_box_iou(dt float64 (D,4), gt float64 (G,4), iscrowd uint8 (G,) | None, out float64 (D,G))
+    rle_from_polygons([float64 (2K,) vertices], h, w, name) -> [bytes]
+    rle_from_counts([uint32 (M,) run lengths], sizes, name) -> [bytes]
+
+(fastiou._C.rle_unpack(list of RLE dicts) -> (counts, sizes) or None is input handling that
+fastiou/rle.py uses whichever host backend runs the op; it is not part of this interface.)
+
 GPU functions also take ``stream=`` (the caller's current stream) and never synchronise.
 """

@@ -365,3 +365,5 @@ def masks_to_boxes(masks: np.ndarray, out: np.ndarray) -> None:
 from .numba_nms import nms, nms_sweep, soft_nms, matrix_nms, multiclass_nms  # noqa: E402,F401
 from .numba_masks import (pack_masks, unpack_masks, packed_stats, mask_iou, mask_nms,  # noqa: E402,F401
                           mask_matrix_nms, resolve_overlaps)
+from .numba_rle import (rle_encode, rle_decode, rle_area, rle_to_bbox, rle_merge,  # noqa: E402,F401
+                        rle_iou, rle_box_iou, rle_from_polygons, rle_from_counts)

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "fastiou/common.h"
 
@@ -86,6 +88,43 @@ void mask_matrix_nms_cpu(const uint64_t* bits, const int32_t* boxes, const int64
 // Each set pixel kept only in the best-ranked mask (nms_math.h ranking) that has it.
 void resolve_overlaps_cpu(const uint64_t* bits, const double* scores, index_t n, index_t h,
                           index_t ww, uint64_t* out);
+// COCO run-length masks (csrc/cpu/rle.cpp), as pycocotools 2.0.11's maskApi.c: counts are
+// uint32 run lengths over the column-major flattening, starting with background, summing to
+// h * w; strings are its compressed form. Host only.
+enum RleError : int { RLE_OK = 0, RLE_BAD_CHAR, RLE_TRUNCATED, RLE_TOO_LONG, RLE_NEGATIVE,
+                      RLE_SUM_OVER, RLE_SUM_UNDER };
+const char* rle_error_text(int code);
+// Parses a counts string of len bytes (no terminator needed) for a mask of hw pixels; returns
+// RLE_OK or the first error found (never reads past s + len).
+int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t>* cnts);
+void rle_to_string(const uint32_t* cnts, index_t m, std::string* out);
+// masks (n, h, w) read through element strides (sn, sh, sw) > 0, non-zero = foreground;
+// out[i] = the counts string of mask i. h * w < 2**32.
+void rle_encode_cpu(const uint8_t* masks, index_t n, index_t h, index_t w, index_t sn,
+                    index_t sh, index_t sw, std::string* out);
+// out: n masks of h * w bytes, each row-major (h, w) or, with column_major, (w, h).
+void rle_decode_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, index_t h,
+                    index_t w, bool column_major, uint8_t* out);
+void rle_area_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, uint32_t* out);
+// sizes (n, 2) = (h, w); out (n, 4) xywh, pycocotools' inclusive width, zeros when empty.
+void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes,
+                     index_t n, double* out);
+// Union / intersection of all n; false (out empty) when n == 0 or the sizes differ.
+bool rle_merge_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes, index_t n,
+                   bool intersect, std::vector<uint32_t>* out);
+// out (nd, ng) = pycocotools' rleIou / bbIou (iscrowd may be null; iscrowd[g] is about gt g).
+// same: gt is dt (the same arrays), so each unordered pair is walked once.
+void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* dt_sizes,
+                 index_t nd, const uint32_t* const* gt, const index_t* mgt,
+                 const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
+                 double* out);
+void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
+                     const uint8_t* iscrowd, double* out);
+// pycocotools' rleFrPoly of k vertices xy (k, 2); out[i] from polygon i.
+void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
+                          std::vector<uint32_t>* out);
+void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,
+                           index_t w, std::vector<uint32_t>* out);
 
 template <typename T>
 void box_pairwise_cuda(const T* boxes1, const T* boxes2, T* out, index_t batch, index_t n,

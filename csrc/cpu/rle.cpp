@@ -1,0 +1,694 @@
+// COCO run-length masks on the CPU: the codec and the operations of pycocotools' maskApi.c,
+// with the same results (counts strings byte for byte, IoU bit for bit).
+//
+// An RLE is a list of run lengths over the column-major flattening of an h x w mask,
+// alternating background and foreground and starting with a (possibly empty) background run;
+// the lengths sum to h * w. Parallelised with OpenMP across masks (encode, decode, area,
+// boxes, polygons) or across detections (iou); merge is one serial pass.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "cpu_common.h"
+#include "fastiou/ops.h"
+
+namespace fastiou {
+
+// ------------------------------------------------------------------------------ strings
+
+const char* rle_error_text(int code) {
+  switch (code) {
+    case RLE_OK: return "ok";
+    case RLE_BAD_CHAR: return "a character outside '0'..'o' (ASCII 48..111)";
+    case RLE_TRUNCATED: return "the string ends inside a count (continuation bit set)";
+    case RLE_TOO_LONG: return "a count longer than 7 characters";
+    case RLE_NEGATIVE: return "a negative run length";
+    case RLE_SUM_OVER: return "the run lengths add up to more than h * w";
+    case RLE_SUM_UNDER: return "the run lengths add up to less than h * w";
+    default: return "an unknown error";
+  }
+}
+
+int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t>* cnts) {
+  cnts->resize(len);  // at most one count per character
+  uint32_t* out = cnts->data();
+  size_t m = 0;
+  uint64_t sum = 0;
+  const unsigned char* u = reinterpret_cast<const unsigned char*>(s);
+  size_t p = 0;
+  int err = RLE_OK;
+  while (p < len) {
+    int c = static_cast<int>(u[p++]) - 48;
+    if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
+    int64_t x = c & 0x1f;
+    int k = 1;
+    while (c & 0x20) {  // continuation: 5 more bits (most counts are one character)
+      if (p >= len) { err = RLE_TRUNCATED; break; }
+      if (k >= 7) { err = RLE_TOO_LONG; break; }  // 35 bits hold any delta of uint32 counts
+      c = static_cast<int>(u[p++]) - 48;
+      if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
+      x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
+      ++k;
+    }
+    if (err) break;
+    if (c & 0x10) x -= int64_t(1) << (5 * k);  // sign-extend the last group
+    if (m > 2) x += out[m - 2];
+    if (static_cast<uint64_t>(x) > hw - sum) {  // negative, or past h * w
+      err = x < 0 ? RLE_NEGATIVE : RLE_SUM_OVER;
+      break;
+    }
+    sum += static_cast<uint64_t>(x);
+    out[m++] = static_cast<uint32_t>(x);
+  }
+  if (!err && sum != hw) err = RLE_SUM_UNDER;
+  cnts->resize(err == RLE_OK ? m : 0);
+  return err;
+}
+
+namespace {
+
+// One count, delta-coded against the count two back (i > 2), 5 bits a character.
+inline void put_count(std::string* s, int64_t x) {
+  bool more = true;
+  while (more) {
+    int c = static_cast<int>(x & 0x1f);
+    x >>= 5;  // arithmetic shift: a negative delta ends at -1
+    more = (c & 0x10) ? x != -1 : x != 0;
+    if (more) c |= 0x20;
+    s->push_back(static_cast<char>(c + 48));
+  }
+}
+
+// Writes counts as they are produced (the string needs the count two back).
+struct CountWriter {
+  std::string* s;
+  size_t i = 0;
+  uint32_t back1 = 0, back2 = 0;  // counts i-1 and i-2
+  explicit CountWriter(std::string* out) : s(out) { s->clear(); }
+  void add(uint32_t c) {
+    put_count(s, i > 2 ? int64_t(c) - int64_t(back2) : int64_t(c));
+    back2 = back1;
+    back1 = c;
+    ++i;
+  }
+};
+
+}  // namespace
+
+void rle_to_string(const uint32_t* cnts, index_t m, std::string* out) {
+  CountWriter wr(out);
+  for (index_t i = 0; i < m; ++i) wr.add(cnts[i]);
+}
+
+// ------------------------------------------------------------------------------ encode
+
+namespace {
+
+// Bits c of the result: pixel c of a contiguous row segment of n <= 64 bytes is non-zero.
+inline uint64_t row_bits(const uint8_t* p, int n) {  // SSE2: part of x86-64 itself
+  uint64_t bits = 0;
+  int c = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (; c + 16 <= n; c += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + c));
+    const uint32_t z = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)));
+    bits |= static_cast<uint64_t>(~z & 0xffffu) << c;
+  }
+#endif
+  for (; c < n; ++c) bits |= static_cast<uint64_t>(p[c] != 0) << c;
+  return bits;
+}
+
+// Transition positions (column-major index where a pixel differs from the one before it; the
+// pixel before the first is background) of one mask read through element strides sh, sw.
+// Rows are read in strips of 64 columns, one 64-bit word a row; XOR with the row above marks
+// the columns that change at this row, visited with ctz. Cache friendly for row-major input.
+void transitions_strips(const uint8_t* m, index_t h, index_t w, index_t sh, index_t sw,
+                        std::vector<uint32_t>* pos, std::vector<uint32_t>* colbuf) {
+  colbuf->resize(static_cast<size_t>(64 * h));
+  uint32_t* buf = colbuf->data();
+  uint32_t ncol[64];
+  uint64_t carry = 0;  // value of the last pixel of the previous column
+  for (index_t x0 = 0; x0 < w; x0 += 64) {
+    const int s = static_cast<int>(std::min<index_t>(64, w - x0));
+    std::fill(ncol, ncol + 64, 0u);
+    uint64_t first = 0, prev = 0;
+    for (index_t y = 0; y < h; ++y) {
+      uint64_t word;
+      const uint8_t* row = m + y * sh + x0 * sw;
+      if (sw == 1) {
+        word = row_bits(row, s);
+      } else {
+        word = 0;
+        for (int c = 0; c < s; ++c) word |= static_cast<uint64_t>(row[c * sw] != 0) << c;
+      }
+      if (y == 0) {
+        first = word;
+      } else {
+        uint64_t diff = word ^ prev;
+        while (diff) {
+          const int c = __builtin_ctzll(diff);
+          buf[c * h + ncol[c]++] = static_cast<uint32_t>(y);
+          diff &= diff - 1;
+        }
+      }
+      prev = word;
+    }
+    for (int c = 0; c < s; ++c) {
+      const uint64_t before = c == 0 ? carry : (prev >> (c - 1)) & 1;
+      const uint32_t base = static_cast<uint32_t>((x0 + c) * h);
+      if (((first >> c) & 1) != before) pos->push_back(base);
+      for (uint32_t k = 0; k < ncol[c]; ++k) pos->push_back(base + buf[c * h + k]);
+    }
+    carry = (prev >> (s - 1)) & 1;
+  }
+}
+
+// The same for column-contiguous input (Fortran order): each column is one linear scan that
+// skips 16 equal bytes at a time.
+void transitions_columns(const uint8_t* m, index_t h, index_t w, index_t sw,
+                         std::vector<uint32_t>* pos) {
+  bool cur = false;
+  for (index_t x = 0; x < w; ++x) {
+    const uint8_t* col = m + x * sw;
+    const uint32_t base = static_cast<uint32_t>(x * h);
+    index_t y = 0;
+    while (y < h) {
+#if defined(__SSE2__)
+      const __m128i zero = _mm_setzero_si128();
+      const int same = cur ? 0 : 0xffff;
+      while (y + 16 <= h) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + y));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) != same) break;
+        y += 16;
+      }
+#endif
+      for (; y < h && (col[y] != 0) == cur; ++y) {
+      }
+      if (y < h) {
+        pos->push_back(base + static_cast<uint32_t>(y));
+        cur = !cur;
+      }
+    }
+  }
+}
+
+void runs_from_transitions(const std::vector<uint32_t>& pos, uint64_t hw, std::string* out) {
+  CountWriter wr(out);
+  uint32_t prev = 0;
+  for (uint32_t t : pos) {
+    wr.add(t - prev);
+    prev = t;
+  }
+  wr.add(static_cast<uint32_t>(hw - prev));
+}
+
+}  // namespace
+
+void rle_encode_cpu(const uint8_t* masks, index_t n, index_t h, index_t w, index_t sn,
+                    index_t sh, index_t sw, std::string* out) {
+#pragma omp parallel if (n > 1 && n * h * w > (1 << 20))
+  {
+    std::vector<uint32_t> pos, colbuf;
+#pragma omp for schedule(dynamic, 1)
+    for (index_t i = 0; i < n; ++i) {
+      pos.clear();
+      const uint8_t* m = masks + i * sn;
+      if (h > 0 && w > 0) {
+        if (sh == 1 && sw != 1)
+          transitions_columns(m, h, w, sw, &pos);
+        else
+          transitions_strips(m, h, w, sh, sw, &pos, &colbuf);
+      }
+      runs_from_transitions(pos, static_cast<uint64_t>(h * w), out + i);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ decode
+
+namespace {
+
+// Column-major runs into a column-major h x w buffer.
+void fill_runs(const uint32_t* cnts, index_t m, uint8_t* dst) {
+  uint8_t v = 0;
+  for (index_t j = 0; j < m; ++j) {
+    std::memset(dst, v, cnts[j]);
+    dst += cnts[j];
+    v = !v;
+  }
+}
+
+// dst (h, w) row-major = transpose of src (w, h) row-major, in 32 x 32 tiles.
+FASTIOU_CLONES void transpose_tiles(const uint8_t* src, uint8_t* dst, index_t h, index_t w) {
+  constexpr index_t T = 32;
+  for (index_t y0 = 0; y0 < h; y0 += T)
+    for (index_t x0 = 0; x0 < w; x0 += T) {
+      const index_t y1 = std::min(h, y0 + T), x1 = std::min(w, x0 + T);
+      for (index_t y = y0; y < y1; ++y)
+        for (index_t x = x0; x < x1; ++x) dst[y * w + x] = src[x * h + y];
+    }
+}
+
+}  // namespace
+
+void rle_decode_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, index_t h,
+                    index_t w, bool column_major, uint8_t* out) {
+  const index_t hw = h * w;
+#pragma omp parallel if (n > 1 && n * hw > (1 << 20))
+  {
+    std::vector<uint8_t> tmp(column_major ? 0 : static_cast<size_t>(hw));
+#pragma omp for schedule(dynamic, 1)
+    for (index_t i = 0; i < n; ++i) {
+      if (column_major) {
+        fill_runs(cnts[i], m[i], out + i * hw);
+      } else {
+        fill_runs(cnts[i], m[i], tmp.data());
+        transpose_tiles(tmp.data(), out + i * hw, h, w);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ area, boxes
+
+void rle_area_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, uint32_t* out) {
+  for (index_t i = 0; i < n; ++i) {
+    uint32_t a = 0;
+    for (index_t j = 1; j < m[i]; j += 2) a += cnts[i][j];
+    out[i] = a;
+  }
+}
+
+namespace {
+
+// Division by a fixed h (a 32-bit division costs ~25 cycles): the quotient from a double
+// reciprocal, corrected to be exact.
+struct DivH {
+  uint64_t h;
+  double inv;
+  explicit DivH(uint32_t hh) : h(hh), inv(hh ? 1.0 / hh : 0.0) {}
+  void divmod(uint32_t v, uint32_t* q, uint32_t* r) const {
+    uint64_t x = static_cast<uint64_t>(static_cast<int64_t>(static_cast<double>(v) * inv));
+    if (x * h > v) --x;
+    else if ((x + 1) * h <= v) ++x;
+    *q = static_cast<uint32_t>(x);
+    *r = static_cast<uint32_t>(v - x * h);
+  }
+};
+
+}  // namespace
+
+namespace {
+
+// pycocotools 2.0.11's rleToBbox of one mask, in its uint32 arithmetic (a mask whose
+// foreground runs are all empty wraps the width, as it does). The (column, row) of the running
+// position is carried along: a run shorter than a column moves it with one subtraction, and
+// only longer ones divide.
+void bbox_one(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o) {
+  const index_t me = (m / 2) * 2;
+  if (me == 0) {
+    o[0] = o[1] = o[2] = o[3] = 0.0;
+    return;
+  }
+  const DivH div(h);
+  uint32_t xs = w, ys = h, xe = 0, ye = 0;
+  uint64_t x = 0, y = 0;  // the position before run j; y < h
+  auto advance = [&](uint64_t* px, uint64_t* py, uint64_t len) {
+    uint64_t yy = *py + len;
+    if (yy >= h) {
+      yy -= h;
+      ++*px;
+      if (yy >= h) {
+        uint32_t q, r;
+        div.divmod(static_cast<uint32_t>(yy), &q, &r);
+        *px += q;
+        yy = r;
+      }
+    }
+    *py = yy;
+  };
+  for (index_t j = 0; j < me; ++j) {
+    const uint64_t len = c[j];
+    if (len == 0) continue;  // an empty run moves nothing (and pycocotools skips empty fg runs)
+    if (j & 1) {
+      uint64_t x1 = x, y1 = y;  // the run's last pixel
+      advance(&x1, &y1, len - 1);
+      xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
+      xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x1));
+      if (x < x1) {
+        ys = 0;
+        ye = h - 1;
+      } else {
+        ys = std::min<uint32_t>(ys, static_cast<uint32_t>(y));
+        ye = std::max<uint32_t>(ye, static_cast<uint32_t>(y1));
+      }
+    }
+    advance(&x, &y, len);
+  }
+  o[0] = xs;
+  o[2] = static_cast<uint32_t>(xe - xs + 1);
+  o[1] = ys;
+  o[3] = static_cast<uint32_t>(ye - ys + 1);
+}
+
+}  // namespace
+
+void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes,
+                     index_t n, double* out) {
+  for (index_t i = 0; i < n; ++i)
+    bbox_one(cnts[i], m[i], static_cast<uint32_t>(sizes[2 * i]),
+             static_cast<uint32_t>(sizes[2 * i + 1]), out + 4 * i);
+}
+
+// ------------------------------------------------------------------------------ merge
+
+namespace {
+
+// Union (or intersection) of a and b, in pycocotools' rleMerge walk: the chunk boundaries and
+// the counts it writes (including a leading empty run) are the same.
+void merge_two(const std::vector<uint32_t>& a, const uint32_t* b, index_t mb, bool intersect,
+               std::vector<uint32_t>* out) {
+  out->clear();
+  const index_t ma = static_cast<index_t>(a.size());
+  uint32_t ca = ma ? a[0] : 0, cb = mb ? b[0] : 0, cc = 0;
+  bool v = false, va = false, vb = false;
+  index_t ia = 1, ib = 1;
+  uint32_t ct = 1;
+  while (ct > 0) {
+    const uint32_t c = std::min(ca, cb);
+    cc += c;
+    ct = 0;
+    ca -= c;
+    if (!ca && ia < ma) {
+      ca = a[ia++];
+      va = !va;
+    }
+    ct += ca;
+    cb -= c;
+    if (!cb && ib < mb) {
+      cb = b[ib++];
+      vb = !vb;
+    }
+    ct += cb;
+    const bool vp = v;
+    v = intersect ? (va && vb) : (va || vb);
+    if (v != vp || ct == 0) {
+      out->push_back(cc);
+      cc = 0;
+    }
+  }
+}
+
+
+// Runs without the empty ones inside (each joins its two neighbours), as rleFrPoly writes them.
+std::vector<uint32_t> without_empty_runs(const uint32_t* c, index_t m) {
+  std::vector<uint32_t> out;
+  if (m == 0) return out;
+  out.push_back(c[0]);
+  for (index_t j = 1; j < m; ++j) {
+    if (c[j] > 0) out.push_back(c[j]);
+    else if (++j < m) out.back() += c[j];
+  }
+  return out;
+}
+
+}  // namespace
+
+bool rle_merge_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes, index_t n,
+                   bool intersect, std::vector<uint32_t>* out) {
+  out->clear();
+  if (n == 0) return false;
+  const uint64_t hw = static_cast<uint64_t>(sizes[0]) * static_cast<uint64_t>(sizes[1]);
+  out->assign(cnts[0], cnts[0] + m[0]);
+  std::vector<uint32_t> acc;
+  for (index_t i = 1; i < n; ++i) {
+    if (sizes[2 * i] != sizes[0] || sizes[2 * i + 1] != sizes[1]) {
+      out->clear();
+      return false;
+    }
+    acc.swap(*out);
+    merge_two(acc, cnts[i], m[i], intersect, out);
+    uint64_t total = 0;
+    for (uint32_t c : *out) total += c;
+    if (total != hw) {
+      // pycocotools' walk stops early when both masks reach an empty run at once (possible only
+      // with empty runs inside, which no pycocotools encoder writes) and returns counts short of
+      // h * w; the same walk over the runs without them is complete.
+      const std::vector<uint32_t> a = without_empty_runs(acc.data(), static_cast<index_t>(acc.size()));
+      const std::vector<uint32_t> b = without_empty_runs(cnts[i], m[i]);
+      merge_two(a, b.data(), static_cast<index_t>(b.size()), intersect, out);
+    }
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------------------ iou
+
+namespace {
+
+// pycocotools' bbIou for one pair.
+inline double box_pair_iou(const double* d, const double* g, bool crowd) {
+  const double da = d[2] * d[3], ga = g[2] * g[3];
+  const double w = std::fmin(d[2] + d[0], g[2] + g[0]) - std::fmax(d[0], g[0]);
+  if (w <= 0) return 0.0;
+  const double h = std::fmin(d[3] + d[1], g[3] + g[1]) - std::fmax(d[1], g[1]);
+  if (h <= 0) return 0.0;
+  const double i = w * h, u = crowd ? da : da + ga - i;
+  return i / u;
+}
+
+// Pixels in both: the foreground intervals [start, end) of the two masks, merged from the
+// first interval that ends after `from` (the start of the columns both boxes cover).
+uint64_t intersection(const uint32_t* a, index_t na, const uint32_t* b, index_t nb, uint32_t from,
+                      uint32_t to) {
+  // a, b: interleaved (start, end) pairs, sorted.
+  auto first_after = [from](const uint32_t* iv, index_t n) {
+    index_t lo = 0, hi = n;  // first interval with end > from
+    while (lo < hi) {
+      const index_t mid = (lo + hi) / 2;
+      if (iv[2 * mid + 1] > from) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  };
+  index_t i = first_after(a, na), j = first_after(b, nb);
+  uint64_t inter = 0;
+  // Branch-free merge step: the interval that ends first advances (both on a tie).
+  while (i < na && j < nb) {
+    const uint32_t sa = a[2 * i], ea = a[2 * i + 1], sb = b[2 * j], eb = b[2 * j + 1];
+    const uint32_t s = sa > sb ? sa : sb;
+    if (s >= to) break;
+    const uint32_t e = ea < eb ? ea : eb;
+    inter += e > s ? e - s : 0;
+    i += ea <= eb;
+    j += eb <= ea;
+  }
+  return inter;
+}
+
+}  // namespace
+
+void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
+                     const uint8_t* iscrowd, double* out) {
+#pragma omp parallel for schedule(static) if (nd * ng > (1 << 18))
+  for (index_t d = 0; d < nd; ++d)
+    for (index_t g = 0; g < ng; ++g)
+      out[d * ng + g] = box_pair_iou(dt + 4 * d, gt + 4 * g, iscrowd && iscrowd[g]);
+}
+
+void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* dt_sizes,
+                 index_t nd, const uint32_t* const* gt, const index_t* mgt,
+                 const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
+                 double* out) {
+  std::vector<double> db(static_cast<size_t>(4 * nd)), gb(static_cast<size_t>(same ? 0 : 4 * ng));
+  rle_to_bbox_cpu(dt, mdt, dt_sizes, nd, db.data());
+  if (same) gb = db;
+  else rle_to_bbox_cpu(gt, mgt, gt_sizes, ng, gb.data());
+  // Foreground intervals (start, end) of every mask, flat, and the areas.
+  auto build = [](const uint32_t* const* c, const index_t* m, index_t n, std::vector<uint32_t>* iv,
+                  std::vector<size_t>* off, std::vector<uint32_t>* area) {
+    off->assign(static_cast<size_t>(n + 1), 0);
+    area->resize(static_cast<size_t>(n));
+    size_t runs = 0;
+    for (index_t k = 0; k < n; ++k) runs += static_cast<size_t>(m[k]);
+    iv->reserve(runs + 2);
+    for (index_t k = 0; k < n; ++k) {
+      uint32_t pos = 0, a = 0;
+      for (index_t j = 0; j < m[k]; ++j) {
+        const uint32_t len = c[k][j];
+        if ((j & 1) && len) {
+          iv->push_back(pos);
+          iv->push_back(pos + len);
+          a += len;
+        }
+        pos += len;
+      }
+      (*area)[k] = a;
+      (*off)[k + 1] = iv->size() / 2;
+    }
+  };
+  std::vector<uint32_t> div, giv, da, ga;
+  std::vector<size_t> doff, goff;
+  build(dt, mdt, nd, &div, &doff, &da);
+  if (!same) build(gt, mgt, ng, &giv, &goff, &ga);
+  const std::vector<uint32_t>& gi = same ? div : giv;
+  const std::vector<size_t>& go = same ? doff : goff;
+  const std::vector<uint32_t>& gar = same ? da : ga;
+  // Common pixels of d and g (boxes overlapping, same size): only the columns both boxes
+  // cover can hold any.
+  auto common = [&](index_t d, index_t g) -> uint64_t {
+    const double* bd = db.data() + 4 * d;
+    const double* bg = gb.data() + 4 * g;
+    const uint64_t h = static_cast<uint64_t>(dt_sizes[2 * d]);
+    const uint64_t x0 = static_cast<uint64_t>(std::max(bd[0], bg[0]));
+    const uint64_t x1 = static_cast<uint64_t>(std::min(bd[0] + bd[2], bg[0] + bg[2]));
+    const uint32_t from = static_cast<uint32_t>(std::min<uint64_t>(x0 * h, UINT32_MAX));
+    const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(x1 * h, UINT32_MAX));
+    return intersection(div.data() + 2 * doff[d], index_t(doff[d + 1] - doff[d]),
+                        gi.data() + 2 * go[g], index_t(go[g + 1] - go[g]), from, to);
+  };
+  // pycocotools: i / u in double from uint32 counts; u = 1 when nothing is shared, the
+  // detection's area for a crowd ground truth.
+  auto ratio = [](uint64_t i, uint32_t ad, uint32_t ag, bool crowd) {
+    const uint64_t u = i == 0 ? 1 : crowd ? ad : uint64_t(ad) + ag - i;
+    return static_cast<double>(static_cast<uint32_t>(i)) / static_cast<double>(static_cast<uint32_t>(u));
+  };
+  auto same_size = [&](index_t d, index_t g) {
+    return dt_sizes[2 * d] == gt_sizes[2 * g] && dt_sizes[2 * d + 1] == gt_sizes[2 * g + 1];
+  };
+  // Threads only for enough work: a parallel region costs microseconds, far more when the
+  // cores are busy, and one image's detections are usually a few hundred pair walks.
+  const double work = double(div.size()) * ng + double(gi.size()) * nd;
+  if (same) {
+    // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair
+    // is walked once and both entries written (each with its own crowd flag).
+#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && work > (1 << 21))
+    for (index_t d = 0; d < nd; ++d) {
+      for (index_t g = d; g < ng; ++g) {
+        double o = 0.0, t = 0.0;
+        if (box_pair_iou(db.data() + 4 * d, gb.data() + 4 * g, false) > 0) {
+          if (!same_size(d, g)) {
+            o = t = -1.0;
+          } else {
+            const uint64_t i = g == d ? da[d] : common(d, g);  // a mask with itself: its area
+            o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
+            t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
+          }
+        }
+        out[d * ng + g] = o;
+        out[g * ng + d] = t;
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && work > (1 << 20))
+  for (index_t d = 0; d < nd; ++d) {
+    for (index_t g = 0; g < ng; ++g) {
+      const bool crowd = iscrowd && iscrowd[g];
+      double o = box_pair_iou(db.data() + 4 * d, gb.data() + 4 * g, crowd);
+      if (o > 0) o = same_size(d, g) ? ratio(common(d, g), da[d], gar[g], crowd) : -1.0;
+      out[d * ng + g] = o;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ polygons
+
+void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
+                          std::vector<uint32_t>* out) {
+  out->clear();
+  if (h == 0 || w == 0) {
+    out->push_back(0);
+    return;
+  }
+  // pycocotools' rleFrPoly: vertices scaled by 5 and rounded, every edge walked one step per
+  // unit of its longer axis, and each step across a pixel column (at 5 x + 2 in the scaled
+  // grid) becomes a boundary point, whose row is the ceil of the downscaled y.
+  const double scale = 5;
+  std::vector<int> x(static_cast<size_t>(k + 1)), y(static_cast<size_t>(k + 1));
+  for (index_t j = 0; j < k; ++j) x[j] = static_cast<int>(scale * xy[2 * j] + .5);
+  for (index_t j = 0; j < k; ++j) y[j] = static_cast<int>(scale * xy[2 * j + 1] + .5);
+  if (k > 0) {
+    x[k] = x[0];
+    y[k] = y[0];
+  }
+  std::vector<uint32_t> a;
+  bool have_prev = false;
+  int pu = 0, pv = 0;
+  const double wmax = static_cast<double>(w - 1), hmax = static_cast<double>(h);
+  auto point = [&](int u, int v) {
+    if (have_prev && u != pu) {
+      double xd = static_cast<double>(u < pu ? u : u - 1);
+      xd = (xd + .5) / scale - .5;
+      if (!(std::floor(xd) != xd || xd < 0 || xd > wmax)) {
+        double yd = static_cast<double>(v < pv ? v : pv);
+        yd = (yd + .5) / scale - .5;
+        if (yd < 0) yd = 0;
+        else if (yd > hmax) yd = hmax;
+        yd = std::ceil(yd);
+        const int64_t xi = static_cast<int>(xd), yi = static_cast<int>(yd);
+        a.push_back(static_cast<uint32_t>(xi * h + yi));
+      }
+    }
+    have_prev = true;
+    pu = u;
+    pv = v;
+  };
+  for (index_t j = 0; j < k; ++j) {
+    int xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
+    const int dx = std::abs(xe - xs), dy = std::abs(ys - ye);
+    const bool flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+    if (flip) {
+      std::swap(xs, xe);
+      std::swap(ys, ye);
+    }
+    // A zero-length edge (dx = dy = 0) makes pycocotools divide 0 by 0 and cast the NaN to int;
+    // that point's v is never read (its u equals both neighbours'), so take s = 0 instead.
+    const double s = dx >= dy ? (dx ? static_cast<double>(ye - ys) / dx : 0.0)
+                              : static_cast<double>(xe - xs) / dy;
+    if (dx >= dy) {
+      for (int d = 0; d <= dx; ++d) {
+        const int t = flip ? dx - d : d;
+        point(t + xs, static_cast<int>(ys + s * t + .5));
+      }
+    } else {
+      for (int d = 0; d <= dy; ++d) {
+        const int t = flip ? dy - d : d;
+        point(static_cast<int>(xs + s * t + .5), t + ys);
+      }
+    }
+  }
+  a.push_back(static_cast<uint32_t>(h * w));
+  std::sort(a.begin(), a.end());
+  uint32_t p = 0;
+  for (uint32_t& t : a) {
+    const uint32_t cur = t;
+    t -= p;
+    p = cur;
+  }
+  // Empty runs are dropped by joining the run after them to the run before.
+  size_t j = 0;
+  out->push_back(a[j++]);
+  while (j < a.size()) {
+    if (a[j] > 0) {
+      out->push_back(a[j++]);
+    } else {
+      ++j;
+      if (j < a.size()) out->back() += a[j++];
+    }
+  }
+}
+
+void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,
+                           index_t w, std::vector<uint32_t>* out) {
+#pragma omp parallel for schedule(dynamic, 1) if (n > 16)
+  for (index_t i = 0; i < n; ++i) rle_from_polygon_cpu(xy[i], k[i], h, w, out + i);
+}
+
+}  // namespace fastiou

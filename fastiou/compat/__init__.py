@@ -1,0 +1,1 @@
+"""Drop-in modules with other libraries' names and layouts (``pycocotools_mask``)."""

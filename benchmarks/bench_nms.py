@@ -18,22 +18,12 @@ Every size of the full runner is here (torchvision takes ~2 s a call at 30k spar
 
 from __future__ import annotations
 
-import functools
-import os
-
 import pytest
 
 pytest.importorskip("pytest_benchmark")
 
-from fastiou import bench  # noqa: E402
+import _registry_cases as cases  # noqa: E402  (benchmarks/, on sys.path as the test's folder)
 
-try:
-    import torch
-except Exception:  # torch absent or broken: numpy baselines only
-    torch = None
-
-HAS_CUDA = torch is not None and torch.cuda.is_available()
-QUICK = os.environ.get("FASTIOU_BENCH_QUICK", "") not in ("", "0")
 #: Contenders by role: "baseline" is a case's first baseline, "baseline 1-thread" its
 #: one-thread run; the others are contender names of fastiou.bench.
 ROLES = {
@@ -43,55 +33,6 @@ ROLES = {
 }
 
 
-def _cases():
-    for device in ("cpu", "cuda"):
-        marks = [] if device == "cpu" or HAS_CUDA else [pytest.mark.skip(reason="no CUDA device")]
-        for wid, (params, _) in bench.NMS_WORKLOADS.items():
-            for p in params(device, QUICK):
-                for role in ROLES[device]:
-                    pid = "-".join(str(x) for x in (wid, *p, device, role.replace(" ", "_")))
-                    yield pytest.param(wid, p, device, role, marks=marks, id=pid)
-
-
-@functools.lru_cache(maxsize=None)
-def _env(device: str) -> bench.Env:
-    return bench.Env(device, QUICK)
-
-
-@functools.lru_cache(maxsize=1)  # the tests of one case run one after the other
-def _case(device: str, wid: str, p: tuple) -> bench.Case:
-    return bench.NMS_WORKLOADS[wid][1](_env(device), *p)
-
-
-def _contender(case: bench.Case, role: str) -> bench.Contender | None:
-    baselines = [c for c in case.contenders if c.kind == "baseline"]
-    if role == "baseline":
-        return baselines[0] if baselines else None
-    if role == "baseline 1-thread":
-        return next((c for c in baselines[1:] if c.name.endswith("1-thread")), None)
-    if role in (c.name for c in baselines[:1]):
-        return None  # the first baseline is the "baseline" role
-    return next((c for c in case.contenders if c.name == role), None)
-
-
-@pytest.mark.parametrize("wid,p,device,role", list(_cases()))
+@pytest.mark.parametrize("wid,p,device,role", list(cases.params("nms", ROLES)))
 def test_nms(benchmark, wid, p, device, role):
-    case = _case(device, wid, p)
-    c = _contender(case, role)
-    if c is None:
-        pytest.skip(f"no {role} contender here (see the notes of `fastiou bench`)")
-    if c.skip:
-        pytest.skip(c.skip)
-    benchmark.group = f"{case.workload} {case.op} {case.size} {case.dtype} {device}"
-    benchmark.extra_info["contender"] = c.name
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    call = c.call
-
-    def run():
-        r = call()
-        sync()
-        return r
-
-    with c.context():
-        result = benchmark(run)
-    assert result is not None
+    cases.run(benchmark, "nms", wid, p, device, role)

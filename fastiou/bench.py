@@ -741,11 +741,12 @@ def batched_case(env: Env, workload_id: str, boxes: np.ndarray, scores: np.ndarr
 NMS_WORKLOADS: dict[str, tuple[Callable[[str, bool], list[tuple]], Callable[..., Case]]] = {}
 
 
-def nms_workload(id: str, title: str, params: Callable[[str, bool], list[tuple]]):
-    """Register ``case(env, *p)`` for every ``p`` in ``params(device, quick)`` as workload ``id``."""
+def case_workload(registry: dict, id: str, title: str, params: Callable[[str, bool], list[tuple]]):
+    """Register ``case(env, *p)`` for every ``p`` in ``params(device, quick)`` as workload ``id``,
+    and ``(params, case)`` in ``registry`` (for the pytest-benchmark files)."""
 
     def deco(case_fn):
-        NMS_WORKLOADS[id] = (params, case_fn)
+        registry[id] = (params, case_fn)
 
         def build(env: Env) -> Iterator[Case]:
             for p in params(env.device, env.quick):
@@ -755,6 +756,11 @@ def nms_workload(id: str, title: str, params: Callable[[str, bool], list[tuple]]
         return case_fn
 
     return deco
+
+
+def nms_workload(id: str, title: str, params: Callable[[str, bool], list[tuple]]):
+    """``case_workload`` into :data:`NMS_WORKLOADS`."""
+    return case_workload(NMS_WORKLOADS, id, title, params)
 
 
 def nms_sparse_params(device: str, quick: bool) -> list[tuple]:

@@ -12,29 +12,20 @@ NMS and mmdet's ``mask_matrix_nms`` formula in torch for Matrix NMS.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from fastiou import _inputs
-from fastiou.bench import Case, Contender, Env, _stacked, _torch_threads, workload
+from fastiou.bench import Case, Contender, Env, _stacked, _torch_threads, case_workload
 
 #: workload id -> (``params(device, quick)``, ``case(env, *params)``).
 MASK_WORKLOADS: dict[str, tuple[Callable[[str, bool], list[tuple]], Callable[..., Case]]] = {}
 
 
 def mask_workload(id: str, title: str, params: Callable[[str, bool], list[tuple]]):
-    def deco(case_fn):
-        MASK_WORKLOADS[id] = (params, case_fn)
-
-        def build(env: Env) -> Iterator[Case]:
-            for p in params(env.device, env.quick):
-                yield case_fn(env, *p)
-
-        workload(id, title)(build)
-        return case_fn
-
-    return deco
+    """``case_workload`` into :data:`MASK_WORKLOADS`."""
+    return case_workload(MASK_WORKLOADS, id, title, params)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,13 +15,6 @@
 namespace fastiou {
 namespace mask_detail {
 
-inline void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so the caller's next call is not blamed
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-  }
-}
-
 // The kernels index a mask's h * ww words and its pixel columns x < ww * 64 in 32-bit ints.
 inline void check_packed(index_t h, index_t ww, const char* what) {
   if (h < 0 || ww < 0 || h > INT_MAX || ww > (static_cast<index_t>(INT_MAX) - 64) / 64 || h * ww > INT_MAX)
@@ -29,43 +22,6 @@ inline void check_packed(index_t h, index_t ww, const char* what) {
                                 " and W < 2^31 - 64), got H=" + std::to_string(h) + ", words per row " +
                                 std::to_string(ww));
 }
-
-// One stream-ordered device allocation (cudaMallocAsync), freed stream-ordered at scope exit:
-// kernels enqueued before the free on the same stream may still use it.
-class DeviceTemp {
- public:
-  DeviceTemp(size_t bytes, cudaStream_t stream, const char* what) : stream_(stream) {
-    if (bytes == 0) return;
-    const cudaError_t err = cudaMallocAsync(&ptr_, bytes, stream);
-    if (err != cudaSuccess) {
-      ptr_ = nullptr;
-      cudaGetLastError();
-      throw std::runtime_error(std::string(what) + ": cannot allocate " + std::to_string(bytes) +
-                               " bytes of GPU memory for temporaries (" + cudaGetErrorString(err) + ")");
-    }
-  }
-  ~DeviceTemp() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
-  }
-  DeviceTemp(const DeviceTemp&) = delete;
-  DeviceTemp& operator=(const DeviceTemp&) = delete;
-  template <typename U>
-  U* at(size_t off) const { return reinterpret_cast<U*>(static_cast<char*>(ptr_) + off); }
-
- private:
-  void* ptr_ = nullptr;
-  cudaStream_t stream_;
-};
-
-// Offsets of the pieces of one allocation, each aligned to 256 bytes.
-struct Layout {
-  size_t total = 0;
-  size_t add(size_t bytes) {
-    const size_t off = total;
-    total += (bytes + 255) & ~static_cast<size_t>(255);
-    return off;
-  }
-};
 
 // order[p] = the mask ranked p (nms_math.h: decreasing score as float64, ties by index, NaN
 // last). n <= INT_MAX (cub's item count; the caller checks).
@@ -81,7 +37,7 @@ void rank_by_score(const T* scores, index_t n, index_t* order, cudaStream_t stre
   Layout lay;
   const size_t n8 = static_cast<size_t>(n) * 8;
   const size_t keys_in = lay.add(n8), keys_out = lay.add(n8), idx = lay.add(n8), cub = lay.add(cub_bytes);
-  DeviceTemp tmp(lay.total, stream, what);
+  StreamBlock tmp(lay.total, stream, what);
   mask_rank_keys_kernel<T><<<grid_for(n, kMaskRankThreads), kMaskRankThreads, 0, stream>>>(
       scores, tmp.at<unsigned long long>(keys_in), tmp.at<index_t>(idx), n);
   check_launch(what);

@@ -26,11 +26,11 @@ index_t mask_nms_cuda(const unsigned long long* bits, const int* boxes, const lo
   const index_t cb = check_mask_nms_size(n, "mask_nms");
   mask_detail::check_packed(h, ww, "mask_nms");
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  mask_detail::Layout lay;
+  Layout lay;
   const size_t order_off = lay.add(static_cast<size_t>(n) * 8);
   const size_t iou_off = lay.add(static_cast<size_t>(n) * static_cast<size_t>(n) * 4);
   const size_t mask_off = lay.add(static_cast<size_t>(n) * static_cast<size_t>(cb) * 8);
-  mask_detail::DeviceTemp tmp(lay.total, stream, "mask_nms");
+  StreamBlock tmp(lay.total, stream, "mask_nms");
   index_t* order = tmp.at<index_t>(order_off);
   float* iou = tmp.at<float>(iou_off);
   unsigned long long* mask = tmp.at<unsigned long long>(mask_off);
@@ -49,12 +49,12 @@ void mask_matrix_nms_cuda(const unsigned long long* bits, const int* boxes, cons
   check_mask_nms_size(n, "mask_matrix_nms");
   mask_detail::check_packed(h, ww, "mask_matrix_nms");
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  mask_detail::Layout lay;
+  Layout lay;
   const size_t order_off = lay.add(static_cast<size_t>(n) * 8);
   const size_t slab_off = lay.add(static_cast<size_t>(n) * 8);
   const size_t comp_off = lay.add(static_cast<size_t>(n) * 4);
   const size_t iou_off = lay.add(static_cast<size_t>(n) * static_cast<size_t>(n) * 4);
-  mask_detail::DeviceTemp tmp(lay.total, stream, "mask_matrix_nms");
+  StreamBlock tmp(lay.total, stream, "mask_matrix_nms");
   index_t* order = tmp.at<index_t>(order_off);
   long long* slab = tmp.at<long long>(slab_off);
   float* comp = tmp.at<float>(comp_off);

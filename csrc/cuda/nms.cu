@@ -18,49 +18,6 @@
 namespace fastiou {
 namespace {
 
-inline void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear a non-sticky error so the caller's next call is not blamed
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-  }
-}
-
-// Offsets of the pieces of one allocation, each aligned to 256 bytes.
-struct Layout {
-  size_t total = 0;
-  size_t add(size_t bytes) {
-    const size_t off = total;
-    total += (bytes + 255) & ~static_cast<size_t>(255);
-    return off;
-  }
-};
-
-// One stream-ordered device allocation, freed (stream-ordered) when it goes out of scope.
-class StreamBlock {
- public:
-  StreamBlock(size_t bytes, cudaStream_t stream, const char* what) : stream_(stream) {
-    if (bytes == 0) return;
-    const cudaError_t err = cudaMallocAsync(&ptr_, bytes, stream);
-    if (err != cudaSuccess) {
-      ptr_ = nullptr;
-      cudaGetLastError();
-      throw std::runtime_error(std::string(what) + ": cannot allocate " + std::to_string(bytes) +
-                               " bytes of GPU memory for temporaries (" + cudaGetErrorString(err) + ")");
-    }
-  }
-  ~StreamBlock() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
-  }
-  StreamBlock(const StreamBlock&) = delete;
-  StreamBlock& operator=(const StreamBlock&) = delete;
-  template <typename U>
-  U* at(size_t off) const { return reinterpret_cast<U*>(static_cast<char*>(ptr_) + off); }
-
- private:
-  void* ptr_ = nullptr;
-  cudaStream_t stream_;
-};
-
 constexpr size_t kReduceSharedLimit = 40 * 1024;  // removed[] in shared memory up to this size
 
 void check_nms_size(index_t n, const char* what) {

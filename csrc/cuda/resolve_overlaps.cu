@@ -13,7 +13,7 @@ void resolve_overlaps_cuda(const unsigned long long* bits, const double* scores,
   const index_t hw = h * ww;
   if (hw == 0) return;
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  mask_detail::DeviceTemp tmp(static_cast<size_t>(n) * 8, stream, "resolve_overlaps");
+  StreamBlock tmp(static_cast<size_t>(n) * 8, stream, "resolve_overlaps");
   index_t* order = tmp.at<index_t>(0);
   mask_detail::rank_by_score<double>(scores, n, order, stream, "resolve_overlaps: ranking");
   resolve_overlaps_kernel<<<grid_for(hw, kResolveThreads), kResolveThreads, 0, stream>>>(bits, order, n, hw, out);

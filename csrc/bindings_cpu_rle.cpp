@@ -275,15 +275,19 @@ py::list rle_from_counts(const py::list& counts, const py::array& sizes, const s
 // the plain form (a dict whose 'size' is a list or tuple of two ints and whose 'counts' is bytes
 // or an ASCII str): fastiou/rle.py then checks every item itself and names the bad one.
 py::object rle_unpack(const py::list& rles) {
+  // Interned keys, made once: PyDict_GetItemString would build a str a lookup.
+  static PyObject* const kSize = PyUnicode_InternFromString("size");
+  static PyObject* const kCounts = PyUnicode_InternFromString("counts");
+  if (!kSize || !kCounts) throw py::error_already_set();
   const size_t n = rles.size();
-  py::list counts(n);
+  py::list counts(n);  // every item is set below, or the list is dropped
   py::array_t<int64_t> sizes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
   int64_t* ps = sizes.mutable_data();
   for (size_t i = 0; i < n; ++i) {
     PyObject* r = PyList_GET_ITEM(rles.ptr(), static_cast<py::ssize_t>(i));
     if (!PyDict_Check(r)) return py::none();
-    PyObject* size = PyDict_GetItemString(r, "size");  // borrowed
-    PyObject* c = PyDict_GetItemString(r, "counts");
+    PyObject* size = PyDict_GetItem(r, kSize);  // borrowed
+    PyObject* c = PyDict_GetItem(r, kCounts);
     if (!size || !c || !(PyList_Check(size) || PyTuple_Check(size)) || PySequence_Fast_GET_SIZE(size) != 2)
       return py::none();
     for (int k = 0; k < 2; ++k) {
@@ -294,13 +298,17 @@ py::object rle_unpack(const py::list& rles) {
       if (overflow) return py::none();
       ps[2 * i + k] = x;
     }
+    PyObject* item;
     if (PyBytes_CheckExact(c)) {
-      counts[i] = py::reinterpret_borrow<py::object>(c);
+      Py_INCREF(c);
+      item = c;
     } else if (PyUnicode_CheckExact(c) && PyUnicode_IS_ASCII(c)) {
-      counts[i] = py::reinterpret_steal<py::object>(PyUnicode_AsASCIIString(c));
+      item = PyUnicode_AsASCIIString(c);
+      if (!item) throw py::error_already_set();
     } else {
       return py::none();
     }
+    PyList_SET_ITEM(counts.ptr(), static_cast<py::ssize_t>(i), item);  // steals item
   }
   return py::make_tuple(counts, sizes);
 }

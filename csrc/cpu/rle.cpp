@@ -37,6 +37,7 @@ const char* rle_error_text(int code) {
 int rle_from_string(const char* s, size_t len, uint64_t hw, uint32_t* out, size_t* count) {
   size_t m = 0;
   uint64_t sum = 0;
+  int64_t back1 = 0, back2 = 0;  // counts m - 1 and m - 2
   const unsigned char* u = reinterpret_cast<const unsigned char*>(s);
   size_t p = 0;
   int err = RLE_OK;
@@ -54,14 +55,17 @@ int rle_from_string(const char* s, size_t len, uint64_t hw, uint32_t* out, size_
       ++k;
     }
     if (err) break;
-    if (c & 0x10) x -= int64_t(1) << (5 * k);  // sign-extend the last group
-    if (m > 2) x += out[m - 2];
+    const int64_t top = int64_t(1) << (5 * k - 1);  // sign-extend the last group, branch-free
+    x = (x ^ top) - top;
+    x += m > 2 ? back2 : 0;  // delta against the count two back (kept in registers)
     if (static_cast<uint64_t>(x) > hw - sum) {  // negative, or past h * w
       err = x < 0 ? RLE_NEGATIVE : RLE_SUM_OVER;
       break;
     }
     sum += static_cast<uint64_t>(x);
     out[m++] = static_cast<uint32_t>(x);
+    back2 = back1;
+    back1 = x;
   }
   if (!err && sum != hw) err = RLE_SUM_UNDER;
   *count = err == RLE_OK ? m : 0;
@@ -626,6 +630,7 @@ struct Side {
   std::vector<uint8_t> need_iv;  // intervals needed (a partner without a table)
   std::vector<size_t> ivoff;     // intervals of mask k: iv[2 ivoff[k] .. 2 ivoff[k + 1])
   std::vector<uint32_t> iv;
+  std::vector<int32_t> s, e;     // scratch rows of scan, zero between masks
 
   void scan(const uint32_t* const* c, const index_t* m, const int64_t* sizes, index_t n) {
     box.resize(static_cast<size_t>(4 * n));
@@ -638,7 +643,10 @@ struct Side {
     for (index_t k = 0; k < n; ++k)
       if (static_cast<uint64_t>(sizes[2 * k + 1]) <= kTableMaxW)
         wmax = std::max<uint64_t>(wmax, static_cast<uint64_t>(sizes[2 * k + 1]));
-    std::vector<int32_t> s(wmax), e(wmax);  // scratch rows, zero between masks
+    if (s.size() < wmax) {
+      s.assign(wmax, 0);
+      e.assign(wmax, 0);
+    }
     for (index_t k = 0; k < n; ++k) {
       const uint64_t h = static_cast<uint64_t>(sizes[2 * k]), w = static_cast<uint64_t>(sizes[2 * k + 1]);
       const bool can = w <= kTableMaxW && h < (uint64_t(1) << 31);
@@ -684,13 +692,14 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
                  const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
                  double* out) {
   Side ds, gs_own;
+  std::vector<uint8_t> kind;
   Side& gs = same ? ds : gs_own;
   ds.scan(dt, mdt, dt_sizes, nd);
   if (!same) gs.scan(gt, mgt, gt_sizes, ng);
   // Each pair: 0 when the boxes do not overlap (bbIou is 0; when they do it is positive for
   // either crowd flag, and the mask IoU replaces it), -1 when the sizes differ, else 1 (the
   // pixels are needed). Only the upper triangle when dt is gt.
-  std::vector<uint8_t> kind(static_cast<size_t>(nd * ng), 0);
+  kind.assign(static_cast<size_t>(nd * ng), 0);
   size_t pairs = 0;
   for (index_t d = 0; d < nd; ++d) {
     const double* bd = ds.box.data() + 4 * d;

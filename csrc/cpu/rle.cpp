@@ -562,13 +562,10 @@ void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, 
     s[col] = static_cast<int32_t>(y0);
     e[col] = static_cast<int32_t>(y1);
   };
-  for (index_t j = 0; j < me; ++j) {
-    const uint64_t len = c[j];
-    if (len == 0) continue;  // an empty run moves nothing (and pycocotools skips empty fg runs)
-    if (!(j & 1)) {
-      advance(&x, &y, len);
-      continue;
-    }
+  for (index_t j = 0; j < me; j += 2) {  // (background, foreground) pairs
+    advance(&x, &y, c[j]);  // an empty run moves nothing
+    const uint64_t len = c[j + 1];
+    if (len == 0) continue;  // pycocotools skips empty fg runs
     a += static_cast<uint32_t>(len);
     xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
     if (y + len <= h) {  // within one column

@@ -45,18 +45,22 @@ int rle_from_string(const char* s, size_t len, uint64_t hw, uint32_t* out, size_
     int c = static_cast<int>(u[p++]) - 48;
     if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
     int64_t x = c & 0x1f;
-    int k = 1;
-    while (c & 0x20) {  // continuation: 5 more bits (most counts are one character)
-      if (p >= len) { err = RLE_TRUNCATED; break; }
-      if (k >= 7) { err = RLE_TOO_LONG; break; }  // 35 bits hold any delta of uint32 counts
-      c = static_cast<int>(u[p++]) - 48;
-      if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
-      x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
-      ++k;
+    if (!(c & 0x20)) {  // one character (most counts): 5 bits, sign-extended
+      x = (x ^ 0x10) - 0x10;
+    } else {  // continuation: 5 more bits a character
+      int k = 1;
+      while (c & 0x20) {
+        if (p >= len) { err = RLE_TRUNCATED; break; }
+        if (k >= 7) { err = RLE_TOO_LONG; break; }  // 35 bits hold any delta of uint32 counts
+        c = static_cast<int>(u[p++]) - 48;
+        if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
+        x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
+        ++k;
+      }
+      if (err) break;
+      const int64_t top = int64_t(1) << (5 * k - 1);  // sign-extend the last group
+      x = (x ^ top) - top;
     }
-    if (err) break;
-    const int64_t top = int64_t(1) << (5 * k - 1);  // sign-extend the last group, branch-free
-    x = (x ^ top) - top;
     x += m > 2 ? back2 : 0;  // delta against the count two back (kept in registers)
     if (static_cast<uint64_t>(x) > hw - sum) {  // negative, or past h * w
       err = x < 0 ? RLE_NEGATIVE : RLE_SUM_OVER;

@@ -519,7 +519,7 @@ void intervals_of(const uint32_t* c, index_t m, std::vector<uint32_t>* iv) {
   }
 }
 
-// Column tables are kept for masks up to this wide (a scratch row of w pieces per thread) and
+// Column tables are made for masks up to this wide (scan's scratch rows hold w pieces) and
 // below 2**31 rows (int32 rows).
 constexpr uint64_t kTableMaxW = uint64_t(1) << 20;
 
@@ -657,7 +657,9 @@ struct Side {
                 can ? s.data() : nullptr, can ? e.data() : nullptr, &simple);
       if (!can || area[k] == 0) continue;  // an empty mask shares nothing; nothing written
       const size_t x0 = static_cast<size_t>(o[0]), ncol = static_cast<size_t>(o[2]);
-      if (simple) {
+      // A table much longer than the runs cannot pay (the interval walk is short then): none,
+      // which also bounds the tables' memory by the counts.
+      if (simple && ncol <= static_cast<size_t>(m[k]) + 64) {
         table[k] = 1;
         off[k] = tab.size();
         tab.insert(tab.end(), s.begin() + x0, s.begin() + x0 + ncol);

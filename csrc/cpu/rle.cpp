@@ -640,6 +640,9 @@ struct Side {
     off.assign(static_cast<size_t>(n), 0);
     need_iv.assign(static_cast<size_t>(n), 0);
     tab.clear();
+    size_t runs = 0;  // a kept table has at most m + 64 columns (two entries each)
+    for (index_t k = 0; k < n; ++k) runs += static_cast<size_t>(m[k]);
+    tab.reserve(2 * (runs + 64 * static_cast<size_t>(n)));
     uint64_t wmax = 0;
     for (index_t k = 0; k < n; ++k)
       if (static_cast<uint64_t>(sizes[2 * k + 1]) <= kTableMaxW)

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,9 +48,9 @@ const int64_t* sizes_ptr(const py::array& sizes, index_t n, const std::string& n
   return p;
 }
 
-// Parsed counts of a list of strings.
+// Parsed counts of a list of strings, all in one buffer (one allocation, not one per mask).
 struct Parsed {
-  std::vector<std::vector<uint32_t>> cnts;
+  std::unique_ptr<uint32_t[]> arena;  // room for one count per character
   std::vector<const uint32_t*> ptr;
   std::vector<index_t> m;
 };
@@ -57,30 +58,31 @@ struct Parsed {
 Parsed parse_all(const py::list& counts, const int64_t* sizes, const std::string& name) {
   const index_t n = static_cast<index_t>(counts.size());
   std::vector<const char*> s(static_cast<size_t>(n));
-  std::vector<size_t> len(static_cast<size_t>(n));
+  std::vector<size_t> start(static_cast<size_t>(n) + 1, 0);  // string i's counts at arena + start[i]
   for (index_t i = 0; i < n; ++i) {
-    py::handle o = counts[static_cast<size_t>(i)];
-    if (!PyBytes_Check(o.ptr()))
+    PyObject* o = PyList_GET_ITEM(counts.ptr(), static_cast<py::ssize_t>(i));
+    if (!PyBytes_Check(o))
       throw py::value_error(name + "[" + std::to_string(i) + "]['counts']: expected bytes, got " +
-                            std::string(Py_TYPE(o.ptr())->tp_name));
-    s[i] = PyBytes_AS_STRING(o.ptr());
-    len[i] = static_cast<size_t>(PyBytes_GET_SIZE(o.ptr()));
+                            std::string(Py_TYPE(o)->tp_name));
+    s[i] = PyBytes_AS_STRING(o);
+    start[i + 1] = start[i] + static_cast<size_t>(PyBytes_GET_SIZE(o));
   }
+  const size_t chars = start[n];
   Parsed p;
-  p.cnts.resize(static_cast<size_t>(n));
+  p.arena.reset(new uint32_t[chars + 1]);  // uninitialised: each parse writes what it returns
   p.ptr.resize(static_cast<size_t>(n));
   p.m.resize(static_cast<size_t>(n));
   std::vector<int> err(static_cast<size_t>(n), 0);
-  size_t chars = 0;
-  for (size_t l : len) chars += l;
   {
     py::gil_scoped_release release;
 #pragma omp parallel for schedule(dynamic, 16) if (n > 64 && chars > (size_t(1) << 18))
     for (index_t i = 0; i < n; ++i) {
       const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
-      err[i] = fastiou::rle_from_string(s[i], len[i], hw, &p.cnts[i]);
-      p.ptr[i] = p.cnts[i].data();
-      p.m[i] = static_cast<index_t>(p.cnts[i].size());
+      uint32_t* out = p.arena.get() + start[i];
+      size_t m = 0;
+      err[i] = fastiou::rle_from_string(s[i], start[i + 1] - start[i], hw, out, &m);
+      p.ptr[i] = out;
+      p.m[i] = static_cast<index_t>(m);
     }
   }
   for (index_t i = 0; i < n; ++i)
@@ -273,15 +275,19 @@ py::list rle_from_counts(const py::list& counts, const py::array& sizes, const s
 // the plain form (a dict whose 'size' is a list or tuple of two ints and whose 'counts' is bytes
 // or an ASCII str): fastiou/rle.py then checks every item itself and names the bad one.
 py::object rle_unpack(const py::list& rles) {
+  // Interned keys, made once: PyDict_GetItemString would build a str a lookup.
+  static PyObject* const kSize = PyUnicode_InternFromString("size");
+  static PyObject* const kCounts = PyUnicode_InternFromString("counts");
+  if (!kSize || !kCounts) throw py::error_already_set();
   const size_t n = rles.size();
-  py::list counts(n);
+  py::list counts(n);  // every item is set below, or the list is dropped
   py::array_t<int64_t> sizes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
   int64_t* ps = sizes.mutable_data();
   for (size_t i = 0; i < n; ++i) {
     PyObject* r = PyList_GET_ITEM(rles.ptr(), static_cast<py::ssize_t>(i));
     if (!PyDict_Check(r)) return py::none();
-    PyObject* size = PyDict_GetItemString(r, "size");  // borrowed
-    PyObject* c = PyDict_GetItemString(r, "counts");
+    PyObject* size = PyDict_GetItem(r, kSize);  // borrowed
+    PyObject* c = PyDict_GetItem(r, kCounts);
     if (!size || !c || !(PyList_Check(size) || PyTuple_Check(size)) || PySequence_Fast_GET_SIZE(size) != 2)
       return py::none();
     for (int k = 0; k < 2; ++k) {
@@ -292,13 +298,17 @@ py::object rle_unpack(const py::list& rles) {
       if (overflow) return py::none();
       ps[2 * i + k] = x;
     }
+    PyObject* item;
     if (PyBytes_CheckExact(c)) {
-      counts[i] = py::reinterpret_borrow<py::object>(c);
+      Py_INCREF(c);
+      item = c;
     } else if (PyUnicode_CheckExact(c) && PyUnicode_IS_ASCII(c)) {
-      counts[i] = py::reinterpret_steal<py::object>(PyUnicode_AsASCIIString(c));
+      item = PyUnicode_AsASCIIString(c);
+      if (!item) throw py::error_already_set();
     } else {
       return py::none();
     }
+    PyList_SET_ITEM(counts.ptr(), static_cast<py::ssize_t>(i), item);  // steals item
   }
   return py::make_tuple(counts, sizes);
 }

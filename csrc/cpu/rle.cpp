@@ -34,11 +34,10 @@ const char* rle_error_text(int code) {
   }
 }
 
-int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t>* cnts) {
-  cnts->resize(len);  // at most one count per character
-  uint32_t* out = cnts->data();
+int rle_from_string(const char* s, size_t len, uint64_t hw, uint32_t* out, size_t* count) {
   size_t m = 0;
   uint64_t sum = 0;
+  int64_t back1 = 0, back2 = 0;  // counts m - 1 and m - 2
   const unsigned char* u = reinterpret_cast<const unsigned char*>(s);
   size_t p = 0;
   int err = RLE_OK;
@@ -46,27 +45,42 @@ int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t
     int c = static_cast<int>(u[p++]) - 48;
     if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
     int64_t x = c & 0x1f;
-    int k = 1;
-    while (c & 0x20) {  // continuation: 5 more bits (most counts are one character)
-      if (p >= len) { err = RLE_TRUNCATED; break; }
-      if (k >= 7) { err = RLE_TOO_LONG; break; }  // 35 bits hold any delta of uint32 counts
-      c = static_cast<int>(u[p++]) - 48;
-      if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
-      x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
-      ++k;
+    if (!(c & 0x20)) {  // one character (most counts): 5 bits, sign-extended
+      x = (x ^ 0x10) - 0x10;
+    } else {  // continuation: 5 more bits a character
+      int k = 1;
+      while (c & 0x20) {
+        if (p >= len) { err = RLE_TRUNCATED; break; }
+        if (k >= 7) { err = RLE_TOO_LONG; break; }  // 35 bits hold any delta of uint32 counts
+        c = static_cast<int>(u[p++]) - 48;
+        if (static_cast<unsigned>(c) > 63u) { err = RLE_BAD_CHAR; break; }
+        x |= static_cast<int64_t>(c & 0x1f) << (5 * k);
+        ++k;
+      }
+      if (err) break;
+      const int64_t top = int64_t(1) << (5 * k - 1);  // sign-extend the last group
+      x = (x ^ top) - top;
     }
-    if (err) break;
-    if (c & 0x10) x -= int64_t(1) << (5 * k);  // sign-extend the last group
-    if (m > 2) x += out[m - 2];
+    x += m > 2 ? back2 : 0;  // delta against the count two back (kept in registers)
     if (static_cast<uint64_t>(x) > hw - sum) {  // negative, or past h * w
       err = x < 0 ? RLE_NEGATIVE : RLE_SUM_OVER;
       break;
     }
     sum += static_cast<uint64_t>(x);
     out[m++] = static_cast<uint32_t>(x);
+    back2 = back1;
+    back1 = x;
   }
   if (!err && sum != hw) err = RLE_SUM_UNDER;
-  cnts->resize(err == RLE_OK ? m : 0);
+  *count = err == RLE_OK ? m : 0;
+  return err;
+}
+
+int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t>* cnts) {
+  cnts->resize(len);  // at most one count per character
+  size_t m = 0;
+  const int err = rle_from_string(s, len, hw, cnts->data(), &m);
+  cnts->resize(m);
   return err;
 }
 
@@ -492,6 +506,183 @@ uint64_t intersection(const uint32_t* a, index_t na, const uint32_t* b, index_t 
   return inter;
 }
 
+// Foreground intervals (start, end) of one mask appended to iv.
+void intervals_of(const uint32_t* c, index_t m, std::vector<uint32_t>* iv) {
+  uint32_t pos = 0;
+  for (index_t j = 0; j < m; ++j) {
+    const uint32_t len = c[j];
+    if ((j & 1) && len) {
+      iv->push_back(pos);
+      iv->push_back(pos + len);
+    }
+    pos += len;
+  }
+}
+
+// Column tables are made for masks up to this wide (scan's scratch rows hold w pieces) and
+// below 2**31 rows (int32 rows).
+constexpr uint64_t kTableMaxW = uint64_t(1) << 20;
+
+// One walk over the runs of a mask: its box (bbox_one's arithmetic, the same doubles), its area
+// and, when every column holds at most one foreground piece (the usual instance mask), that
+// piece: rows [s[x], e[x]) of column x, written into the scratch rows s, e (w entries, zero on
+// entry; only the box's columns are written). *simple = false when a column holds two pieces
+// or s is null (then the interval walk is used for this mask). A run that crosses columns
+// is one piece a column.
+void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, uint32_t* area,
+               int32_t* s, int32_t* e, bool* simple) {
+  bool one = s != nullptr;
+  uint32_t a = 0;
+  const index_t me = (m / 2) * 2;
+  if (me == 0) {
+    o[0] = o[1] = o[2] = o[3] = 0.0;
+    *area = 0;
+    *simple = one;
+    return;
+  }
+  const DivH div(h);
+  uint32_t xs = w, ys = h, xe = 0, ye = 0;
+  uint64_t x = 0, y = 0;  // the position before run j; y < h
+  auto advance = [&](uint64_t* px, uint64_t* py, uint64_t len) {
+    uint64_t yy = *py + len;
+    if (yy >= h) {
+      yy -= h;
+      ++*px;
+      if (yy >= h) {
+        uint32_t q, r;
+        div.divmod(static_cast<uint32_t>(yy), &q, &r);
+        *px += q;
+        yy = r;
+      }
+    }
+    *py = yy;
+  };
+  auto put = [&](uint64_t col, uint64_t y0, uint64_t y1) {  // y0 < y1 <= h
+    if (!one) return;
+    if (e[col] != 0) {
+      one = false;
+      return;
+    }
+    s[col] = static_cast<int32_t>(y0);
+    e[col] = static_cast<int32_t>(y1);
+  };
+  for (index_t j = 0; j < me; j += 2) {  // (background, foreground) pairs
+    advance(&x, &y, c[j]);  // an empty run moves nothing
+    const uint64_t len = c[j + 1];
+    if (len == 0) continue;  // pycocotools skips empty fg runs
+    a += static_cast<uint32_t>(len);
+    xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
+    if (y + len <= h) {  // within one column
+      put(x, y, y + len);
+      xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x));
+      ys = std::min<uint32_t>(ys, static_cast<uint32_t>(y));
+      ye = std::max<uint32_t>(ye, static_cast<uint32_t>(y + len - 1));
+      y += len;
+      if (y == h) {
+        y = 0;
+        ++x;
+      }
+      continue;
+    }
+    // Across columns: the box spans every row (x < x1).
+    uint64_t x1 = x, y1 = y;  // the run's last pixel
+    advance(&x1, &y1, len - 1);
+    xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x1));
+    ys = 0;
+    ye = h - 1;
+    for (uint64_t left = len; left > 0;) {  // one piece a column
+      const uint64_t take = std::min<uint64_t>(left, h - y);
+      put(x, y, y + take);
+      left -= take;
+      y += take;
+      if (y == h) {
+        y = 0;
+        ++x;
+      }
+    }
+  }
+  o[0] = xs;
+  o[2] = static_cast<uint32_t>(xe - xs + 1);
+  o[1] = ys;
+  o[3] = static_cast<uint32_t>(ye - ys + 1);
+  *area = a;
+  *simple = one;
+}
+
+// Pixels in both of two column tables over the same n columns.
+FASTIOU_CLONES uint32_t column_overlap(const int32_t* sa, const int32_t* ea, const int32_t* sb,
+                                       const int32_t* eb, index_t n) {
+  uint32_t acc = 0;
+  for (index_t k = 0; k < n; ++k) {
+    const int32_t d = std::min(ea[k], eb[k]) - std::max(sa[k], sb[k]);
+    acc += static_cast<uint32_t>(d > 0 ? d : 0);
+  }
+  return acc;
+}
+
+// What the pair walks need of one side's masks: box, area, and a column table or (for the
+// masks that have a partner without a table) the intervals.
+struct Side {
+  std::vector<double> box;      // (n, 4) xywh, pycocotools' rleToBbox
+  std::vector<uint32_t> area;
+  std::vector<uint8_t> table;   // 1: column table: s at tab[off[k]], e at tab[off[k] + box width]
+  std::vector<size_t> off;
+  std::vector<int32_t> tab;
+  std::vector<uint8_t> need_iv;  // intervals needed (a partner without a table)
+  std::vector<size_t> ivoff;     // intervals of mask k: iv[2 ivoff[k] .. 2 ivoff[k + 1])
+  std::vector<uint32_t> iv;
+  std::vector<int32_t> s, e;     // scratch rows of scan, zero between masks
+
+  void scan(const uint32_t* const* c, const index_t* m, const int64_t* sizes, index_t n) {
+    box.resize(static_cast<size_t>(4 * n));
+    area.resize(static_cast<size_t>(n));
+    table.assign(static_cast<size_t>(n), 0);
+    off.assign(static_cast<size_t>(n), 0);
+    need_iv.assign(static_cast<size_t>(n), 0);
+    tab.clear();
+    size_t runs = 0;  // a kept table has at most m + 64 columns (two entries each)
+    for (index_t k = 0; k < n; ++k) runs += static_cast<size_t>(m[k]);
+    tab.reserve(2 * (runs + 64 * static_cast<size_t>(n)));
+    uint64_t wmax = 0;
+    for (index_t k = 0; k < n; ++k)
+      if (static_cast<uint64_t>(sizes[2 * k + 1]) <= kTableMaxW)
+        wmax = std::max<uint64_t>(wmax, static_cast<uint64_t>(sizes[2 * k + 1]));
+    if (s.size() < wmax) {
+      s.assign(wmax, 0);
+      e.assign(wmax, 0);
+    }
+    for (index_t k = 0; k < n; ++k) {
+      const uint64_t h = static_cast<uint64_t>(sizes[2 * k]), w = static_cast<uint64_t>(sizes[2 * k + 1]);
+      const bool can = w <= kTableMaxW && h < (uint64_t(1) << 31);
+      bool simple = false;
+      double* o = box.data() + 4 * k;
+      scan_mask(c[k], m[k], static_cast<uint32_t>(h), static_cast<uint32_t>(w), o, &area[k],
+                can ? s.data() : nullptr, can ? e.data() : nullptr, &simple);
+      if (!can || area[k] == 0) continue;  // an empty mask shares nothing; nothing written
+      const size_t x0 = static_cast<size_t>(o[0]), ncol = static_cast<size_t>(o[2]);
+      // A table much longer than the runs cannot pay (the interval walk is short then): none,
+      // which also bounds the tables' memory by the counts.
+      if (simple && ncol <= static_cast<size_t>(m[k]) + 64) {
+        table[k] = 1;
+        off[k] = tab.size();
+        tab.insert(tab.end(), s.begin() + x0, s.begin() + x0 + ncol);
+        tab.insert(tab.end(), e.begin() + x0, e.begin() + x0 + ncol);
+      }
+      std::fill(s.begin() + x0, s.begin() + x0 + ncol, 0);
+      std::fill(e.begin() + x0, e.begin() + x0 + ncol, 0);
+    }
+  }
+
+  void intervals(const uint32_t* const* c, const index_t* m, index_t n) {
+    ivoff.assign(static_cast<size_t>(n) + 1, 0);
+    iv.clear();
+    for (index_t k = 0; k < n; ++k) {
+      if (need_iv[k]) intervals_of(c[k], m[k], &iv);
+      ivoff[k + 1] = iv.size() / 2;
+    }
+  }
+};
+
 }  // namespace
 
 void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
@@ -506,52 +697,51 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
                  const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
                  double* out) {
-  std::vector<double> db(static_cast<size_t>(4 * nd)), gb(static_cast<size_t>(same ? 0 : 4 * ng));
-  rle_to_bbox_cpu(dt, mdt, dt_sizes, nd, db.data());
-  if (same) gb = db;
-  else rle_to_bbox_cpu(gt, mgt, gt_sizes, ng, gb.data());
-  // Foreground intervals (start, end) of every mask, flat, and the areas.
-  auto build = [](const uint32_t* const* c, const index_t* m, index_t n, std::vector<uint32_t>* iv,
-                  std::vector<size_t>* off, std::vector<uint32_t>* area) {
-    off->assign(static_cast<size_t>(n + 1), 0);
-    area->resize(static_cast<size_t>(n));
-    size_t runs = 0;
-    for (index_t k = 0; k < n; ++k) runs += static_cast<size_t>(m[k]);
-    iv->reserve(runs + 2);
-    for (index_t k = 0; k < n; ++k) {
-      uint32_t pos = 0, a = 0;
-      for (index_t j = 0; j < m[k]; ++j) {
-        const uint32_t len = c[k][j];
-        if ((j & 1) && len) {
-          iv->push_back(pos);
-          iv->push_back(pos + len);
-          a += len;
-        }
-        pos += len;
+  Side ds, gs_own;
+  std::vector<uint8_t> kind;
+  Side& gs = same ? ds : gs_own;
+  ds.scan(dt, mdt, dt_sizes, nd);
+  if (!same) gs.scan(gt, mgt, gt_sizes, ng);
+  // Each pair: 0 when the boxes do not overlap (bbIou is 0; when they do it is positive for
+  // either crowd flag, and the mask IoU replaces it), -1 when the sizes differ, else 1 (the
+  // pixels are needed). Only the upper triangle when dt is gt.
+  kind.assign(static_cast<size_t>(nd * ng), 0);
+  size_t pairs = 0;
+  for (index_t d = 0; d < nd; ++d) {
+    const double* bd = ds.box.data() + 4 * d;
+    for (index_t g = same ? d + 1 : 0; g < ng; ++g) {
+      if (!(box_pair_iou(bd, gs.box.data() + 4 * g, false) > 0)) continue;
+      const bool eq = dt_sizes[2 * d] == gt_sizes[2 * g] && dt_sizes[2 * d + 1] == gt_sizes[2 * g + 1];
+      kind[d * ng + g] = eq ? 1 : 2;
+      if (eq) {
+        ++pairs;
+        if ((!ds.table[d] || !gs.table[g]) && ds.area[d] && gs.area[g])
+          ds.need_iv[d] = gs.need_iv[g] = 1;
       }
-      (*area)[k] = a;
-      (*off)[k + 1] = iv->size() / 2;
     }
-  };
-  std::vector<uint32_t> div, giv, da, ga;
-  std::vector<size_t> doff, goff;
-  build(dt, mdt, nd, &div, &doff, &da);
-  if (!same) build(gt, mgt, ng, &giv, &goff, &ga);
-  const std::vector<uint32_t>& gi = same ? div : giv;
-  const std::vector<size_t>& go = same ? doff : goff;
-  const std::vector<uint32_t>& gar = same ? da : ga;
+  }
+  ds.intervals(dt, mdt, nd);
+  if (!same) gs.intervals(gt, mgt, ng);
   // Common pixels of d and g (boxes overlapping, same size): only the columns both boxes
   // cover can hold any.
   auto common = [&](index_t d, index_t g) -> uint64_t {
-    const double* bd = db.data() + 4 * d;
-    const double* bg = gb.data() + 4 * g;
-    const uint64_t h = static_cast<uint64_t>(dt_sizes[2 * d]);
+    if (ds.area[d] == 0 || gs.area[g] == 0) return 0;
+    const double* bd = ds.box.data() + 4 * d;
+    const double* bg = gs.box.data() + 4 * g;
     const uint64_t x0 = static_cast<uint64_t>(std::max(bd[0], bg[0]));
     const uint64_t x1 = static_cast<uint64_t>(std::min(bd[0] + bd[2], bg[0] + bg[2]));
+    if (ds.table[d] && gs.table[g]) {
+      const uint64_t nd_col = static_cast<uint64_t>(bd[2]), ng_col = static_cast<uint64_t>(bg[2]);
+      const int32_t* sd = ds.tab.data() + ds.off[d] + (x0 - static_cast<uint64_t>(bd[0]));
+      const int32_t* sg = gs.tab.data() + gs.off[g] + (x0 - static_cast<uint64_t>(bg[0]));
+      return column_overlap(sd, sd + nd_col, sg, sg + ng_col, static_cast<index_t>(x1 - x0));
+    }
+    const uint64_t h = static_cast<uint64_t>(dt_sizes[2 * d]);
     const uint32_t from = static_cast<uint32_t>(std::min<uint64_t>(x0 * h, UINT32_MAX));
     const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(x1 * h, UINT32_MAX));
-    return intersection(div.data() + 2 * doff[d], index_t(doff[d + 1] - doff[d]),
-                        gi.data() + 2 * go[g], index_t(go[g + 1] - go[g]), from, to);
+    return intersection(ds.iv.data() + 2 * ds.ivoff[d], index_t(ds.ivoff[d + 1] - ds.ivoff[d]),
+                        gs.iv.data() + 2 * gs.ivoff[g], index_t(gs.ivoff[g + 1] - gs.ivoff[g]),
+                        from, to);
   };
   // pycocotools: i / u in double from uint32 counts; u = 1 when nothing is shared, the
   // detection's area for a crowd ground truth.
@@ -559,27 +749,29 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
     const uint64_t u = i == 0 ? 1 : crowd ? ad : uint64_t(ad) + ag - i;
     return static_cast<double>(static_cast<uint32_t>(i)) / static_cast<double>(static_cast<uint32_t>(u));
   };
-  auto same_size = [&](index_t d, index_t g) {
-    return dt_sizes[2 * d] == gt_sizes[2 * g] && dt_sizes[2 * d + 1] == gt_sizes[2 * g + 1];
-  };
+  const std::vector<uint32_t>& da = ds.area;
+  const std::vector<uint32_t>& gar = gs.area;
   // Threads only for enough work: a parallel region costs microseconds, far more when the
-  // cores are busy, and one image's detections are usually a few hundred pair walks.
-  const double work = double(div.size()) * ng + double(gi.size()) * nd;
+  // cores are busy, and one image's pairs are a few hundred short column loops.
+  const bool many = nd > 1 && pairs > 4096;
   if (same) {
     // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair
     // is walked once and both entries written (each with its own crowd flag).
-#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && work > (1 << 21))
+#pragma omp parallel for schedule(dynamic, 1) if (many)
     for (index_t d = 0; d < nd; ++d) {
-      for (index_t g = d; g < ng; ++g) {
+      // a mask with itself: its area (boxes of non-empty masks overlap themselves)
+      out[d * ng + d] = box_pair_iou(ds.box.data() + 4 * d, ds.box.data() + 4 * d, false) > 0
+                            ? ratio(da[d], da[d], da[d], iscrowd && iscrowd[d])
+                            : 0.0;
+      for (index_t g = d + 1; g < ng; ++g) {
         double o = 0.0, t = 0.0;
-        if (box_pair_iou(db.data() + 4 * d, gb.data() + 4 * g, false) > 0) {
-          if (!same_size(d, g)) {
-            o = t = -1.0;
-          } else {
-            const uint64_t i = g == d ? da[d] : common(d, g);  // a mask with itself: its area
-            o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
-            t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
-          }
+        const uint8_t k = kind[d * ng + g];
+        if (k == 2) {
+          o = t = -1.0;
+        } else if (k == 1) {
+          const uint64_t i = common(d, g);
+          o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
+          t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
         }
         out[d * ng + g] = o;
         out[g * ng + d] = t;
@@ -587,13 +779,13 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
     }
     return;
   }
-#pragma omp parallel for schedule(dynamic, 1) if (nd > 1 && work > (1 << 20))
+#pragma omp parallel for schedule(dynamic, 1) if (many)
   for (index_t d = 0; d < nd; ++d) {
     for (index_t g = 0; g < ng; ++g) {
-      const bool crowd = iscrowd && iscrowd[g];
-      double o = box_pair_iou(db.data() + 4 * d, gb.data() + 4 * g, crowd);
-      if (o > 0) o = same_size(d, g) ? ratio(common(d, g), da[d], gar[g], crowd) : -1.0;
-      out[d * ng + g] = o;
+      const uint8_t k = kind[d * ng + g];
+      out[d * ng + g] = k == 0 ? 0.0
+                        : k == 2 ? -1.0
+                                 : ratio(common(d, g), da[d], gar[g], iscrowd && iscrowd[g]);
     }
   }
 }

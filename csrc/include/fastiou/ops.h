@@ -97,6 +97,8 @@ const char* rle_error_text(int code);
 // Parses a counts string of len bytes (no terminator needed) for a mask of hw pixels; returns
 // RLE_OK or the first error found (never reads past s + len).
 int rle_from_string(const char* s, size_t len, uint64_t hw, std::vector<uint32_t>* cnts);
+// The same into out (room for len counts); *count = the number of counts (0 on an error).
+int rle_from_string(const char* s, size_t len, uint64_t hw, uint32_t* out, size_t* count);
 void rle_to_string(const uint32_t* cnts, index_t m, std::string* out);
 // masks (n, h, w) read through element strides (sn, sh, sw) > 0, non-zero = foreground;
 // out[i] = the counts string of mask i. h * w < 2**32.

@@ -524,3 +524,16 @@ def test_gpu_results_stay_on_the_gpu():
         assert isinstance(r, cupy.ndarray)
         r = cupy.asnumpy(r)
     np.testing.assert_array_equal(r, A_B_IOU)
+
+
+def test_bench_registers_every_workload():
+    # `fastiou bench` (the README's main job) imports the mask workloads from fastiou.bench_masks;
+    # run as `python -m fastiou.bench` too, where the module is __main__.
+    expected = ["iou-square", "nms-sparse", "nms-clustered", "nms-rcnn", "nms-lvis", "nms-yolo",
+                "soft-nms", "mask-iou", "rle-encode", "rle-iou", "mask-nms"]
+    out = run_python("from fastiou.bench import main; main(['--list'])")
+    assert [line.split()[0] for line in out.splitlines() if line.strip()] == expected
+    proc = subprocess.run([sys.executable, "-m", "fastiou.bench", "--list"], capture_output=True, text=True,
+                          timeout=300, cwd=tempfile.gettempdir())
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines() if line.strip()] == expected

@@ -1,7 +1,7 @@
 """The one place that chooses a backend and hands it the arrays.
 
 Backends, by the device of the arrays:
-    host arrays:  ``cpp`` (fastiou._C) then ``numba``
+    host arrays:  ``cpp`` (fastiou._C) then ``numba``; host-only ops (COCO RLE) use ``select_host``
     CUDA arrays:  ``cuda`` (fastiou._C_cuda) then ``cupy`` (the same kernel sources via NVRTC)
 ``FASTIOU_BACKEND`` (read at every call) or ``use_backend(name)`` forces one. Host backends
 receive numpy views of the caller's memory; GPU backends receive ``DeviceArray`` records
@@ -168,6 +168,25 @@ def select(device: str):
             return name, mod
         reasons.append(f"{name}: {reason}")
     raise RuntimeError(f"no backend for {device} arrays: " + "; ".join(reasons))
+
+
+def select_host():
+    """The module of the host backend for ops that exist only on the host (COCO RLE): the
+    forced backend when it is a host one, else the default host backend (so forcing a GPU
+    backend does not stop them)."""
+    forced = _forced_backend()
+    if forced is not None and BACKEND_DEVICE[forced] == "cpu":
+        return select("cpu")[1]
+    mod = _loaded.get("cpp", (None,))[0]  # the usual case, without select()'s checks
+    if mod is not None:
+        return mod
+    reasons = []
+    for name in _ORDER["cpu"]:
+        mod, reason = _backend(name)
+        if mod is not None:
+            return mod
+        reasons.append(f"{name}: {reason}")
+    raise RuntimeError("no backend for host arrays: " + "; ".join(reasons))
 
 
 def call(op: str, device: str, *args, **params):

@@ -68,23 +68,6 @@ def _unpacker():
 
 # ------------------------------------------------------------------------------ helpers
 
-def _host_backend():
-    """The host backend module: the forced one when it is a host backend, else the default."""
-    forced = _dispatch._forced_backend()
-    if forced is not None and _dispatch.BACKEND_DEVICE[forced] == "cpu":
-        return _dispatch.select("cpu")[1]
-    mod = _dispatch._loaded.get("cpp", (None,))[0]  # the usual case, without select()'s checks
-    if mod is not None:
-        return mod
-    reasons = []
-    for name in _dispatch._ORDER["cpu"]:
-        mod, reason = _dispatch._backend(name)
-        if mod is not None:
-            return mod
-        reasons.append(f"{name}: {reason}")
-    raise RuntimeError("no backend for host arrays: " + "; ".join(reasons))
-
-
 def _host_array(x, name: str) -> np.ndarray:
     """``x`` as a numpy array on the host (GPU arrays are copied; lists are read)."""
     if isinstance(x, np.ndarray):
@@ -194,7 +177,7 @@ def _rles_checked(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
             c = None
         counts.append(c)
     if pending:
-        mod = mod or _host_backend()
+        mod = mod or _dispatch.select_host()
         idx = [i for i, _ in pending]
         packed = mod.rle_from_counts([c for _, c in pending], np.ascontiguousarray(sizes[idx]), name)
         for i, c in zip(idx, packed):
@@ -233,7 +216,7 @@ def encode(masks):
     if h * w >= _MAX_PIXELS:
         raise InputError(f"masks: H * W must stay below 2**32, got {fmt_shape(m.shape)}")
     m = _binary_u8(m, "masks")
-    out = _dicts(_host_backend().rle_encode(m), h, w)
+    out = _dicts(_dispatch.select_host().rle_encode(m), h, w)
     return out[0] if single else out
 
 
@@ -249,7 +232,7 @@ def _decode_into(rles, name, column_major):
         raise InputError(f"{name}: every mask must have the same size to be decoded together; "
                          f"{name}[0] is {[h, w]} but {name}[{bad}] is {sizes[bad].tolist()}")
     out = np.empty((len(counts), w, h) if column_major else (len(counts), h, w), np.uint8)
-    _host_backend().rle_decode(counts, h, w, out, column_major, name)
+    _dispatch.select_host().rle_decode(counts, h, w, out, column_major, name)
     return out, single, h, w
 
 
@@ -281,7 +264,7 @@ def area(rles):
         ndarray: uint32 ``(N,)`` (``np.uint32`` for a single dict).
     """
     single = isinstance(rles, dict)
-    mod = _host_backend()
+    mod = _dispatch.select_host()
     counts, sizes = _rles([rles] if single else rles, "rles", mod)
     out = np.empty(len(counts), np.uint32)
     mod.rle_area(counts, sizes, out, "rles")
@@ -300,7 +283,7 @@ def to_bbox(rles):
         empty mask.
     """
     single = isinstance(rles, dict)
-    mod = _host_backend()
+    mod = _dispatch.select_host()
     counts, sizes = _rles([rles] if single else rles, "rles", mod)
     out = np.empty((len(counts), 4), np.float64)
     mod.rle_to_bbox(counts, sizes, out, "rles")
@@ -318,7 +301,7 @@ def merge(rles, intersect: bool = False):
         dict: one RLE. As pycocotools: an empty list, or masks of different sizes, give
         ``{"size": [0, 0], "counts": b""}``; a single RLE is returned unchanged (re-encoded).
     """
-    mod = _host_backend()
+    mod = _dispatch.select_host()
     counts, sizes = _rles(rles, "rles", mod)
     got = mod.rle_merge(counts, sizes, bool(intersect), "rles")
     if got is None:
@@ -358,11 +341,11 @@ def _box_polygons(boxes) -> list:
 
 
 def _from_polygons(polys, h, w, name) -> list:
-    return _dicts(_host_backend().rle_from_polygons(polys, h, w, name), h, w)
+    return _dicts(_dispatch.select_host().rle_from_polygons(polys, h, w, name), h, w)
 
 
 def _from_boxes(boxes, h, w) -> list:
-    return _dicts(_host_backend().rle_from_polygons(_box_polygons(boxes), h, w, "boxes"), h, w)
+    return _dicts(_dispatch.select_host().rle_from_polygons(_box_polygons(boxes), h, w, "boxes"), h, w)
 
 
 def from_segmentation(segmentation, h: int, w: int):
@@ -387,7 +370,7 @@ def from_segmentation(segmentation, h: int, w: int):
         ValueError: malformed polygons (odd length, non-finite or huge coordinates) or RLE.
     """
     if isinstance(segmentation, dict):
-        mod = _host_backend()
+        mod = _dispatch.select_host()
         counts, sizes = _rles([segmentation], "segmentation", mod)
         mod.rle_area(counts, sizes, np.empty(1, np.uint32), "segmentation")  # validates
         return {"size": [int(sizes[0, 0]), int(sizes[0, 1])], "counts": counts[0]}
@@ -395,7 +378,7 @@ def from_segmentation(segmentation, h: int, w: int):
         raise TypeError(f"segmentation: expected a list of polygons or an RLE dict, got "
                         f"{type(segmentation).__name__}")
     h, w = _check_hw(h, w)
-    mod = _host_backend()
+    mod = _dispatch.select_host()
     if len(segmentation) == 0:
         return {"size": [h, w], "counts": mod.rle_from_counts([np.array([h * w], np.uint32)],
                                                                np.array([[h, w]], np.int64),
@@ -481,7 +464,7 @@ def iou(dt, gt, iscrowd=None):
     if nd == 0 or ng == 0:
         return np.zeros((nd, ng), np.float64)
     out = np.empty((nd, ng), np.float64)  # every element is written
-    mod = _host_backend()
+    mod = _dispatch.select_host()
     if rle_d:
         dc, ds = _rles(dt, "dt", mod)
         # dt is gt (IoU of detections among themselves): the backend parses the strings once

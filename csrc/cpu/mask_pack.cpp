@@ -88,41 +88,60 @@ FASTIOU_HD void finish_box(const uint64_t* col, index_t ww, index_t y0, index_t 
   box[3] = static_cast<int32_t>(y1);
 }
 
+// The running box and area of one mask, fed row by row with its words (pack_one, stats_one):
+// the OR of every row's words (`col`, ww words of scratch) for the columns, the first and last
+// non-empty rows, the popcount.
+struct MaskStats {
+  uint64_t* col;
+  index_t ww, y0 = -1, y1 = -1;
+  long long cnt = 0;
+  uint64_t any = 0;  // OR of the current row's words
+
+  MaskStats(uint64_t* scratch, index_t words) : col(scratch), ww(words) {
+    std::fill(col, col + ww, uint64_t(0));
+  }
+  FASTIOU_HD void add(index_t k, uint64_t word) {
+    any |= word;
+    col[k] |= word;
+    cnt += popcount64(word);
+  }
+  FASTIOU_HD void end_row(index_t y) {
+    if (any) {
+      if (y0 < 0) y0 = y;
+      y1 = y + 1;
+    }
+    any = 0;
+  }
+  void finish(int32_t* box, int64_t* area) const {
+    finish_box(col, ww, y0, y1, box);
+    *area = cnt;
+  }
+};
+
 // Packs one mask; `col` is ww words of scratch. Avx2: the 64-byte groups by row_words_avx2
 // (only instantiated in an avx2 function).
 template <bool Avx2>
 FASTIOU_HD void pack_one(const uint8_t* __restrict__ m, uint64_t* __restrict__ bits, index_t h,
                          index_t w, int32_t* box, int64_t* area, uint64_t* __restrict__ col) {
   const index_t ww = mask_words(w), full = w >> 6;
-  std::fill(col, col + ww, uint64_t(0));
-  index_t y0 = -1, y1 = -1;
-  long long cnt = 0;
+  MaskStats st(col, ww);
   for (index_t y = 0; y < h; ++y) {
     const uint8_t* row = m + y * w;
     uint64_t* out = bits + y * ww;
-    uint64_t any = 0;
     if (Avx2) row_words_avx2(row, out, full);  // then read back from L1
     for (index_t k = 0; k < full; ++k) {
       const uint64_t word = Avx2 ? out[k] : word_portable(row + 64 * k);
       if (!Avx2) out[k] = word;
-      any |= word;
-      col[k] |= word;
-      cnt += popcount64(word);
+      st.add(k, word);
     }
     if (full < ww) {
       const uint64_t word = word_tail(row + 64 * full, w - 64 * full);
       out[full] = word;
-      any |= word;
-      col[full] |= word;
-      cnt += popcount64(word);
+      st.add(full, word);
     }
-    if (any) {
-      if (y0 < 0) y0 = y;
-      y1 = y + 1;
-    }
+    st.end_row(y);
   }
-  finish_box(col, ww, y0, y1, box);
-  *area = cnt;
+  st.finish(box, area);
 }
 
 FASTIOU_TARGET_AVX2 void pack_one_avx2(const uint8_t* m, uint64_t* bits, index_t h, index_t w,
@@ -137,25 +156,13 @@ void pack_one_base(const uint8_t* m, uint64_t* bits, index_t h, index_t w, int32
 // Box and area of one packed mask.
 FASTIOU_HD void stats_one(const uint64_t* __restrict__ bits, index_t h, index_t ww, int32_t* box,
                           int64_t* area, uint64_t* __restrict__ col) {
-  std::fill(col, col + ww, uint64_t(0));
-  index_t y0 = -1, y1 = -1;
-  long long cnt = 0;
+  MaskStats st(col, ww);
   for (index_t y = 0; y < h; ++y) {
     const uint64_t* row = bits + y * ww;
-    uint64_t any = 0;
-    for (index_t k = 0; k < ww; ++k) {
-      const uint64_t word = row[k];
-      any |= word;
-      col[k] |= word;
-      cnt += popcount64(word);
-    }
-    if (any) {
-      if (y0 < 0) y0 = y;
-      y1 = y + 1;
-    }
+    for (index_t k = 0; k < ww; ++k) st.add(k, row[k]);
+    st.end_row(y);
   }
-  finish_box(col, ww, y0, y1, box);
-  *area = cnt;
+  st.finish(box, area);
 }
 
 FASTIOU_TARGET_POPCNT void stats_one_popcnt(const uint64_t* bits, index_t h, index_t ww,
@@ -167,6 +174,12 @@ void stats_one_base(const uint64_t* bits, index_t h, index_t ww, int32_t* box, i
   stats_one(bits, h, ww, box, area, col);
 }
 
+// Masks of zero height or width: empty boxes, no pixels.
+void no_pixels(int32_t* boxes, int64_t* areas, index_t n) {
+  std::fill(boxes, boxes + 4 * n, 0);
+  std::fill(areas, areas + n, int64_t(0));
+}
+
 }  // namespace
 
 void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t* areas,
@@ -174,10 +187,7 @@ void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t
   if (n <= 0) return;
   const index_t ww = mask_words(w);
   if (h <= 0 || w <= 0) {
-    for (index_t k = 0; k < n; ++k) {
-      boxes[4 * k] = boxes[4 * k + 1] = boxes[4 * k + 2] = boxes[4 * k + 3] = 0;
-      areas[k] = 0;
-    }
+    no_pixels(boxes, areas, n);
     return;
   }
   auto fn = cpu_has_avx2() ? pack_one_avx2 : pack_one_base;
@@ -208,10 +218,7 @@ void packed_stats_cpu(const uint64_t* bits, int32_t* boxes, int64_t* areas, inde
                       index_t ww) {
   if (n <= 0) return;
   if (h <= 0 || ww <= 0) {
-    for (index_t k = 0; k < n; ++k) {
-      boxes[4 * k] = boxes[4 * k + 1] = boxes[4 * k + 2] = boxes[4 * k + 3] = 0;
-      areas[k] = 0;
-    }
+    no_pixels(boxes, areas, n);
     return;
   }
   auto fn = cpu_has_popcnt() ? stats_one_popcnt : stats_one_base;

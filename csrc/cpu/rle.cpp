@@ -321,14 +321,22 @@ struct DivH {
 
 namespace {
 
-// pycocotools 2.0.11's rleToBbox of one mask, in its uint32 arithmetic (a mask whose
-// foreground runs are all empty wraps the width, as it does). The (column, row) of the running
-// position is carried along: a run shorter than a column moves it with one subtraction, and
-// only longer ones divide.
-void bbox_one(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o) {
+// One walk over the runs of a mask: its box as pycocotools 2.0.11's rleToBbox computes it (in its
+// uint32 arithmetic: a mask whose foreground runs are all empty wraps the width, as it does), its area
+// and, when every column holds at most one foreground piece (the usual instance mask), that
+// piece: rows [s[x], e[x]) of column x, written into the scratch rows s, e (w entries, zero on
+// entry; only the box's columns are written). *simple = false when a column holds two pieces
+// or s is null (then the interval walk is used for this mask). A run that crosses columns
+// is one piece a column.
+void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, uint32_t* area,
+               int32_t* s, int32_t* e, bool* simple) {
+  bool one = s != nullptr;
+  uint32_t a = 0;
   const index_t me = (m / 2) * 2;
   if (me == 0) {
     o[0] = o[1] = o[2] = o[3] = 0.0;
+    *area = 0;
+    *simple = one;
     return;
   }
   const DivH div(h);
@@ -348,37 +356,68 @@ void bbox_one(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o) {
     }
     *py = yy;
   };
-  for (index_t j = 0; j < me; ++j) {
-    const uint64_t len = c[j];
-    if (len == 0) continue;  // an empty run moves nothing (and pycocotools skips empty fg runs)
-    if (j & 1) {
-      uint64_t x1 = x, y1 = y;  // the run's last pixel
-      advance(&x1, &y1, len - 1);
-      xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
-      xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x1));
-      if (x < x1) {
-        ys = 0;
-        ye = h - 1;
-      } else {
-        ys = std::min<uint32_t>(ys, static_cast<uint32_t>(y));
-        ye = std::max<uint32_t>(ye, static_cast<uint32_t>(y1));
+  auto put = [&](uint64_t col, uint64_t y0, uint64_t y1) {  // y0 < y1 <= h
+    if (!one) return;
+    if (e[col] != 0) {
+      one = false;
+      return;
+    }
+    s[col] = static_cast<int32_t>(y0);
+    e[col] = static_cast<int32_t>(y1);
+  };
+  for (index_t j = 0; j < me; j += 2) {  // (background, foreground) pairs
+    advance(&x, &y, c[j]);  // an empty run moves nothing
+    const uint64_t len = c[j + 1];
+    if (len == 0) continue;  // pycocotools skips empty fg runs
+    a += static_cast<uint32_t>(len);
+    xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
+    if (y + len <= h) {  // within one column
+      put(x, y, y + len);
+      xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x));
+      ys = std::min<uint32_t>(ys, static_cast<uint32_t>(y));
+      ye = std::max<uint32_t>(ye, static_cast<uint32_t>(y + len - 1));
+      y += len;
+      if (y == h) {
+        y = 0;
+        ++x;
+      }
+      continue;
+    }
+    // Across columns: the box spans every row (x < x1).
+    uint64_t x1 = x, y1 = y;  // the run's last pixel
+    advance(&x1, &y1, len - 1);
+    xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x1));
+    ys = 0;
+    ye = h - 1;
+    for (uint64_t left = len; left > 0;) {  // one piece a column
+      const uint64_t take = std::min<uint64_t>(left, h - y);
+      put(x, y, y + take);
+      left -= take;
+      y += take;
+      if (y == h) {
+        y = 0;
+        ++x;
       }
     }
-    advance(&x, &y, len);
   }
   o[0] = xs;
   o[2] = static_cast<uint32_t>(xe - xs + 1);
   o[1] = ys;
   o[3] = static_cast<uint32_t>(ye - ys + 1);
+  *area = a;
+  *simple = one;
 }
 
 }  // namespace
 
 void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_t* sizes,
                      index_t n, double* out) {
-  for (index_t i = 0; i < n; ++i)
-    bbox_one(cnts[i], m[i], static_cast<uint32_t>(sizes[2 * i]),
-             static_cast<uint32_t>(sizes[2 * i + 1]), out + 4 * i);
+  for (index_t i = 0; i < n; ++i) {
+    uint32_t area;
+    bool simple;
+    scan_mask(cnts[i], m[i], static_cast<uint32_t>(sizes[2 * i]),
+              static_cast<uint32_t>(sizes[2 * i + 1]), out + 4 * i, &area, nullptr, nullptr, &simple);
+  }
 }
 
 // ------------------------------------------------------------------------------ merge
@@ -522,92 +561,6 @@ void intervals_of(const uint32_t* c, index_t m, std::vector<uint32_t>* iv) {
 // Column tables are made for masks up to this wide (scan's scratch rows hold w pieces) and
 // below 2**31 rows (int32 rows).
 constexpr uint64_t kTableMaxW = uint64_t(1) << 20;
-
-// One walk over the runs of a mask: its box (bbox_one's arithmetic, the same doubles), its area
-// and, when every column holds at most one foreground piece (the usual instance mask), that
-// piece: rows [s[x], e[x]) of column x, written into the scratch rows s, e (w entries, zero on
-// entry; only the box's columns are written). *simple = false when a column holds two pieces
-// or s is null (then the interval walk is used for this mask). A run that crosses columns
-// is one piece a column.
-void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, uint32_t* area,
-               int32_t* s, int32_t* e, bool* simple) {
-  bool one = s != nullptr;
-  uint32_t a = 0;
-  const index_t me = (m / 2) * 2;
-  if (me == 0) {
-    o[0] = o[1] = o[2] = o[3] = 0.0;
-    *area = 0;
-    *simple = one;
-    return;
-  }
-  const DivH div(h);
-  uint32_t xs = w, ys = h, xe = 0, ye = 0;
-  uint64_t x = 0, y = 0;  // the position before run j; y < h
-  auto advance = [&](uint64_t* px, uint64_t* py, uint64_t len) {
-    uint64_t yy = *py + len;
-    if (yy >= h) {
-      yy -= h;
-      ++*px;
-      if (yy >= h) {
-        uint32_t q, r;
-        div.divmod(static_cast<uint32_t>(yy), &q, &r);
-        *px += q;
-        yy = r;
-      }
-    }
-    *py = yy;
-  };
-  auto put = [&](uint64_t col, uint64_t y0, uint64_t y1) {  // y0 < y1 <= h
-    if (!one) return;
-    if (e[col] != 0) {
-      one = false;
-      return;
-    }
-    s[col] = static_cast<int32_t>(y0);
-    e[col] = static_cast<int32_t>(y1);
-  };
-  for (index_t j = 0; j < me; j += 2) {  // (background, foreground) pairs
-    advance(&x, &y, c[j]);  // an empty run moves nothing
-    const uint64_t len = c[j + 1];
-    if (len == 0) continue;  // pycocotools skips empty fg runs
-    a += static_cast<uint32_t>(len);
-    xs = std::min<uint32_t>(xs, static_cast<uint32_t>(x));
-    if (y + len <= h) {  // within one column
-      put(x, y, y + len);
-      xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x));
-      ys = std::min<uint32_t>(ys, static_cast<uint32_t>(y));
-      ye = std::max<uint32_t>(ye, static_cast<uint32_t>(y + len - 1));
-      y += len;
-      if (y == h) {
-        y = 0;
-        ++x;
-      }
-      continue;
-    }
-    // Across columns: the box spans every row (x < x1).
-    uint64_t x1 = x, y1 = y;  // the run's last pixel
-    advance(&x1, &y1, len - 1);
-    xe = std::max<uint32_t>(xe, static_cast<uint32_t>(x1));
-    ys = 0;
-    ye = h - 1;
-    for (uint64_t left = len; left > 0;) {  // one piece a column
-      const uint64_t take = std::min<uint64_t>(left, h - y);
-      put(x, y, y + take);
-      left -= take;
-      y += take;
-      if (y == h) {
-        y = 0;
-        ++x;
-      }
-    }
-  }
-  o[0] = xs;
-  o[2] = static_cast<uint32_t>(xe - xs + 1);
-  o[1] = ys;
-  o[3] = static_cast<uint32_t>(ye - ys + 1);
-  *area = a;
-  *simple = one;
-}
 
 // Pixels in both of two column tables over the same n columns.
 FASTIOU_CLONES uint32_t column_overlap(const int32_t* sa, const int32_t* ea, const int32_t* sb,
@@ -864,17 +817,7 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     t -= p;
     p = cur;
   }
-  // Empty runs are dropped by joining the run after them to the run before.
-  size_t j = 0;
-  out->push_back(a[j++]);
-  while (j < a.size()) {
-    if (a[j] > 0) {
-      out->push_back(a[j++]);
-    } else {
-      ++j;
-      if (j < a.size()) out->back() += a[j++];
-    }
-  }
+  *out = without_empty_runs(a.data(), static_cast<index_t>(a.size()));
 }
 
 void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,

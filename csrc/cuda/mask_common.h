@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "../kernels/mask_rank.cuh"
+#include "../kernels/rank_keys.cuh"
 #include "cuda_common.h"
 
 namespace fastiou {
@@ -38,7 +38,7 @@ void rank_by_score(const T* scores, index_t n, index_t* order, cudaStream_t stre
   const size_t n8 = static_cast<size_t>(n) * 8;
   const size_t keys_in = lay.add(n8), keys_out = lay.add(n8), idx = lay.add(n8), cub = lay.add(cub_bytes);
   StreamBlock tmp(lay.total, stream, what);
-  mask_rank_keys_kernel<T><<<grid_for(n, kMaskRankThreads), kMaskRankThreads, 0, stream>>>(
+  rank_keys_kernel<T><<<grid_for(n, kRankKeysThreads), kRankKeysThreads, 0, stream>>>(
       scores, tmp.at<unsigned long long>(keys_in), tmp.at<index_t>(idx), n);
   check_launch(what);
   size_t bytes = cub_bytes;

@@ -60,7 +60,7 @@ void mask_matrix_nms_cuda(const unsigned long long* bits, const int* boxes, cons
   float* comp = tmp.at<float>(comp_off);
   float* iou = tmp.at<float>(iou_off);
   mask_detail::rank_by_score<float>(scores, n, order, stream, "mask_matrix_nms: ranking");
-  mask_rank_labels_kernel<<<grid_for(n, kMaskRankThreads), kMaskRankThreads, 0, stream>>>(labels, order, slab, n);
+  mask_rank_labels_kernel<<<grid_for(n, kMaskLabelThreads), kMaskLabelThreads, 0, stream>>>(labels, order, slab, n);
   check_launch("mask_matrix_nms: labels");
   mask_iou_cuda(bits, boxes, areas, n, bits, boxes, areas, n, h, ww, iou, stream);
   const unsigned grid = grid_for(n * 32, kMaskMatrixThreads);  // a warp per mask

@@ -127,7 +127,7 @@ Ranked<T> rank_for_nms(const StreamBlock& blk, const RankLayout& r, const T* box
                        const long long* classes, index_t n, cudaStream_t stream) {
   return run_rank<T>(blk, r, boxes, classes, n, false,
                      [&](unsigned long long* keys, index_t* idx, unsigned grid) {
-                       nms_keys_kernel<<<grid, kNmsElementwiseThreads, 0, stream>>>(scores, keys, idx, n);
+                       rank_keys_kernel<double><<<grid, kNmsElementwiseThreads, 0, stream>>>(scores, keys, idx, n);
                      },
                      stream);
 }

@@ -1,6 +1,6 @@
 // CUDA kernels of mask_nms and mask_matrix_nms (one source for nvcc and NVRTC, see
 // box_iou.cuh). The launchers (csrc/cuda/mask_nms.cu, fastiou/_backends/cupy_gpu.py) run:
-//   1. mask_rank_keys_kernel (mask_rank.cuh) and a stable sort: order[p], the mask ranked p.
+//   1. rank_keys_kernel (rank_keys.cuh) and a stable sort: order[p], the mask ranked p.
 //   2. mask_iou (mask_iou.cuh, launched on its own): the n x n IoU matrix of the masks, in input order. The
 //      matrix is symmetric bit for bit (mask_iou_value(inter, a1, a2) only uses a1 + a2).
 //   mask_nms:
@@ -11,18 +11,17 @@
 //   3. mask_rank_labels_kernel: the labels by rank.
 //   4. mask_matrix_comp_kernel, mask_matrix_decay_kernel: a warp per rank p folds over the
 //      ranks i < p of its label (no class-major reordering needed: the IoUs are precomputed).
-// Only template kernels are shared with other .cuh files (mask_rank.cuh, matrix_nms.cuh's
-// device helpers): a .cu file may include several of them.
+// Only template kernels are shared with other .cuh files (matrix_nms.cuh's device helpers): a .cu file may include several of them.
 #pragma once
 
 #include "fastiou/mask_math.h"
-#include "mask_rank.cuh"
 #include "matrix_nms.cuh"
 
 namespace fastiou {
 
 constexpr int kMaskNmsTile = 64;          // kNmsTile: masks per bitmask word
 constexpr int kMaskMatrixThreads = 256;
+constexpr int kMaskLabelThreads = 256;
 
 // Word (rank row i, column block c) of the suppression bitmask, for c >= i's block (nms.cuh's
 // nms_mask_kernel layout): off the diagonal, bit j set when the mask ranked i suppresses the

@@ -2,7 +2,7 @@
 //
 // The rules (ranking, the suppression test) are csrc/include/fastiou/nms_math.h, shared with
 // the CPU loops; the launchers (csrc/cuda/nms.cu, fastiou/_backends/cupy_gpu.py) run:
-//   1. nms_keys_kernel        keys[i] = score_key(scores[i]); a stable sort of (key, i) gives
+//   1. rank_keys_kernel       keys[i] = score_key(scores[i]) (rank_keys.cuh); a stable sort of (key, i) gives
 //                             order[p], the box ranked p.
 //   2. (classes) nms_class_keys_kernel, then a stable sort of (class of order[p], p) gives
 //                             rank[q]: position q of the class-major sequence (class, then
@@ -20,6 +20,7 @@
 
 #include "fastiou/nms_math.h"
 #include "nms_tile.cuh"
+#include "rank_keys.cuh"
 
 namespace fastiou {
 
@@ -29,27 +30,6 @@ constexpr int kNmsCompactThreads = 1024;
 constexpr int kNmsCompactItems = 4;        // flags per thread per round of the compaction
 constexpr int kNmsSweepWords = 8;          // thresholds per mask-kernel instance of nms_sweep
 constexpr int kNmsElementwiseThreads = 256;
-
-// Parallelisation: one thread per box, grid-stride.
-__global__ void nms_keys_kernel(const double* __restrict__ scores, unsigned long long* __restrict__ keys,
-                                index_t* __restrict__ idx, index_t n) {
-  for (index_t i = blockIdx.x * (index_t)blockDim.x + threadIdx.x; i < n;
-       i += (index_t)gridDim.x * blockDim.x) {
-    keys[i] = score_key(scores[i]);
-    idx[i] = i;
-  }
-}
-
-// The same keys from scores in the compute type T (matrix_nms ranks its T scores).
-template <typename T>
-__global__ void rank_keys_kernel(const T* __restrict__ scores, unsigned long long* __restrict__ keys,
-                                 index_t* __restrict__ idx, index_t n) {
-  for (index_t i = blockIdx.x * (index_t)blockDim.x + threadIdx.x; i < n;
-       i += (index_t)gridDim.x * blockDim.x) {
-    keys[i] = score_key(static_cast<double>(scores[i]));
-    idx[i] = i;
-  }
-}
 
 // ckeys[p] = classes[order[p]], pos[p] = p: the input of the second (class) sort.
 // Parallelisation: one thread per rank, grid-stride.

@@ -1,10 +1,9 @@
 // CUDA kernel of resolve_overlaps (one source for nvcc and NVRTC, see box_iou.cuh). The
-// launchers rank the masks first (mask_rank.cuh's keys and a stable sort: order[p], the mask
+// launchers rank the masks first (rank_keys.cuh's keys and a stable sort: order[p], the mask
 // ranked p).
 #pragma once
 
 #include "fastiou/mask_math.h"
-#include "mask_rank.cuh"
 
 namespace fastiou {
 

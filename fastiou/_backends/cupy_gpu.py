@@ -178,10 +178,7 @@ def _rank(boxes, keys, classes, n: int, want_src: bool = False):
 def _score_keys(scores, n: int):
     keys = cp.empty(n, dtype=cp.uint64)
     idx = cp.empty(n, dtype=cp.int64)
-    if scores.dtype == "float64" and scores.ndim == 1:
-        name = "fastiou::nms_keys_kernel"
-    else:
-        name = f"fastiou::rank_keys_kernel<{_TYPES[str(scores.dtype)]}>"
+    name = f"fastiou::rank_keys_kernel<{_TYPES[str(scores.dtype)]}>"
     _kernel("nms.cuh", name)((_grid_for(n, _ELT_THREADS),), (_ELT_THREADS,), (scores, keys, idx, np.int64(n)))
     return keys
 
@@ -360,7 +357,7 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
 # ---- Bit-packed masks (csrc/include/fastiou/mask_math.h): the kernels of mask_pack.cuh,
 # mask_iou.cuh, mask_nms.cuh and resolve_overlaps.cuh with the grids of csrc/cuda/mask_*.cu and
 # resolve_overlaps.cu. bits arrive as uint64 or int64 (the same bytes; the kernels read raw
-# words). The ranking is cupy.argsort (stable) of mask_rank.cuh's score keys, as cub's stable
+# words). The ranking is cupy.argsort (stable) of rank_keys.cuh's score keys, as cub's stable
 # radix sort in the cuda backend; nms's reduce (nms.cuh) does mask_nms's greedy pass.
 
 _MASK_PACK_THREADS = 256     # kMaskPackThreads
@@ -369,7 +366,7 @@ _MASK_IOU_TILE = 32          # kMaskIouTile
 _MASK_IOU_ITEMS = 64         # kMaskIouItems
 _MASK_IOU_THREADS = 256      # kMaskIouThreads
 _MASK_FINALIZE_THREADS = 256  # kMaskIouFinalizeThreads
-_MASK_RANK_THREADS = 256     # kMaskRankThreads
+_MASK_LABEL_THREADS = 256    # kMaskLabelThreads
 _MASK_MATRIX_THREADS = 256   # kMaskMatrixThreads
 _RESOLVE_THREADS = 256       # kResolveThreads
 _INT_MAX = 2**31 - 1
@@ -480,12 +477,8 @@ def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
 
 
 def _mask_order(scores, n: int):
-    """order[p] = the mask ranked p (a stable sort of mask_rank.cuh's keys); in a stream context."""
-    keys = cp.empty(n, dtype=cp.uint64)
-    idx = cp.empty(n, dtype=cp.int64)
-    _kernel("mask_nms.cuh", f"fastiou::mask_rank_keys_kernel<{_TYPES[str(scores.dtype)]}>")(
-        (_grid_for(n, _MASK_RANK_THREADS),), (_MASK_RANK_THREADS,), (scores, keys, idx, np.int64(n)))
-    return cp.argsort(keys)  # stable, int64
+    """order[p] = the mask ranked p (a stable sort of rank_keys.cuh's keys); in a stream context."""
+    return cp.argsort(_score_keys(scores, n))  # stable, int64
 
 
 def _mask_nms_blocks(n: int, what: str) -> int:
@@ -528,7 +521,7 @@ def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, s
         order = _mask_order(s, n)
         slab = cp.empty(n, dtype=cp.int64)
         _kernel("mask_nms.cuh", "fastiou::mask_rank_labels_kernel")(
-            (_grid_for(n, _MASK_RANK_THREADS),), (_MASK_RANK_THREADS,), (_view(labels), order, slab, np.int64(n)))
+            (_grid_for(n, _MASK_LABEL_THREADS),), (_MASK_LABEL_THREADS,), (_view(labels), order, slab, np.int64(n)))
         iou = cp.empty((n, n), dtype=cp.float32)
         _mask_iou(b, bx, ar, n, b, bx, ar, n, h, ww, iou, bits.device)
         comp = cp.empty(n, dtype=cp.float32)

@@ -20,7 +20,7 @@ INSTANCES = {
     "box_elementwise.cuh": [f"fastiou::box_{k}_kernel<{t}>" for k in ("area", "convert")
                             for t in ("float", "double")],
     "masks_to_boxes.cuh": ["fastiou::masks_to_boxes_kernel"],
-    "nms.cuh": ["fastiou::nms_keys_kernel", "fastiou::nms_class_keys_kernel", "fastiou::nms_class_blocks_kernel",
+    "nms.cuh": ["fastiou::nms_class_keys_kernel", "fastiou::nms_class_blocks_kernel",
                 "fastiou::nms_reduce_kernel", "fastiou::nms_compact_kernel"]
                + [f"fastiou::{k}<{t}>" for k in ("rank_keys_kernel", "nms_gather_kernel")
                   for t in ("float", "double")]
@@ -31,8 +31,7 @@ INSTANCES = {
     "mask_pack.cuh": ["fastiou::pack_masks_kernel", "fastiou::unpack_masks_kernel", "fastiou::packed_stats_kernel"],
     "mask_iou.cuh": ["fastiou::mask_iou_kernel", "fastiou::mask_iou_finalize_kernel"],
     "mask_nms.cuh": ["fastiou::mask_nms_bitmask_kernel", "fastiou::mask_rank_labels_kernel",
-                     "fastiou::mask_matrix_comp_kernel", "fastiou::mask_matrix_decay_kernel"]
-                    + [f"fastiou::mask_rank_keys_kernel<{t}>" for t in ("float", "double")],
+                     "fastiou::mask_matrix_comp_kernel", "fastiou::mask_matrix_decay_kernel"],
     "resolve_overlaps.cuh": ["fastiou::resolve_overlaps_kernel"],
     "multiclass_nms.cuh": ["fastiou::mc_sort_kernel"]
                           + [f"fastiou::mc_{k}_kernel<{t}>" for k in ("candidates", "nms", "select")

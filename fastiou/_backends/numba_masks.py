@@ -138,19 +138,37 @@ def _iou_value(inter, a1, a2):
 
 # ------------------------------------------------------------------------------ kernels
 
+@njit(**_FLAGS)
+def _stats_one(b, boxes, areas, k):
+    """Tight box and area of one packed mask b (h, ww), into boxes[k] and areas[k]."""
+    h, ww = b.shape
+    col = np.zeros(ww, np.uint64)
+    y0 = -1
+    y1 = -1
+    cnt = 0
+    for y in range(h):
+        any_ = np.uint64(0)
+        for q in range(ww):
+            word = b[y, q]
+            any_ |= word
+            col[q] |= word
+            cnt += _popcount(word)
+        if any_ != 0:
+            if y0 < 0:
+                y0 = y
+            y1 = y + 1
+    _finish_box(col, y0, y1, boxes, k)
+    areas[k] = cnt
+
+
 @njit(parallel=True, **_FLAGS)
 def _pack_kernel(masks, bits, boxes, areas):
     n, h, w = masks.shape
     ww = bits.shape[2]
     one = np.uint64(1)
     for k in prange(n):
-        col = np.zeros(ww, np.uint64)
-        y0 = -1
-        y1 = -1
-        cnt = 0
         for y in range(h):
             row = masks[k, y]
-            any_ = np.uint64(0)
             for q in range(ww):
                 x0 = 64 * q
                 m = min(64, w - x0)
@@ -159,15 +177,7 @@ def _pack_kernel(masks, bits, boxes, areas):
                     if row[x0 + b] != 0:
                         word |= one << np.uint64(b)
                 bits[k, y, q] = word
-                any_ |= word
-                col[q] |= word
-                cnt += _popcount(word)
-            if any_ != 0:
-                if y0 < 0:
-                    y0 = y
-                y1 = y + 1
-        _finish_box(col, y0, y1, boxes, k)
-        areas[k] = cnt
+        _stats_one(bits[k], boxes, areas, k)
 
 
 @njit(parallel=True, **_FLAGS)
@@ -186,25 +196,8 @@ def _unpack_kernel(bits, out):
 
 @njit(parallel=True, **_FLAGS)
 def _stats_kernel(bits, boxes, areas):
-    n, h, ww = bits.shape
-    for k in prange(n):
-        col = np.zeros(ww, np.uint64)
-        y0 = -1
-        y1 = -1
-        cnt = 0
-        for y in range(h):
-            any_ = np.uint64(0)
-            for q in range(ww):
-                word = bits[k, y, q]
-                any_ |= word
-                col[q] |= word
-                cnt += _popcount(word)
-            if any_ != 0:
-                if y0 < 0:
-                    y0 = y
-                y1 = y + 1
-        _finish_box(col, y0, y1, boxes, k)
-        areas[k] = cnt
+    for k in prange(bits.shape[0]):
+        _stats_one(bits[k], boxes, areas, k)
 
 
 @njit(parallel=True, **_FLAGS)

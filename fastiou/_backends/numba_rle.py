@@ -592,22 +592,7 @@ def _polygon(xy, h, w):
     for j in range(na):
         diffs[j] = srt[j] - p
         p = srt[j]
-    out = np.empty(na, np.uint32)
-    m = 0
-    out[m] = diffs[0]
-    m += 1
-    j = 1
-    while j < na:
-        if diffs[j] > 0:
-            out[m] = diffs[j]
-            m += 1
-            j += 1
-        else:
-            j += 1
-            if j < na:
-                out[m - 1] += diffs[j]
-                j += 1
-    return out[:m]
+    return _without_empty_runs(diffs.astype(np.uint32))
 
 
 def rle_from_polygons(polygons, h, w, name):

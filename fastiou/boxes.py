@@ -1,6 +1,6 @@
 """The box IoU family: a drop-in for torchvision.ops (0.29) box functions.
 
-Shared semantics (see ../shared/SEMANTICS.md in the project's design notes):
+Shared semantics (those of torchvision 0.29):
 
 * Boxes are ``(..., N, 4)``; the last dimension is (x1, y1, x2, y2) unless ``fmt`` says
   otherwise. Leading batch dimensions broadcast against each other as torchvision's do.

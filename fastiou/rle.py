@@ -1,6 +1,6 @@
 """COCO run-length masks, compatible with pycocotools (2.0.11) byte for byte.
 
-Shared semantics (see ../shared/SEMANTICS.md, section 2.6, in the project's design notes):
+Shared semantics (those of pycocotools 2.0.11, the reference):
 
 * An RLE is a dict ``{"size": [h, w], "counts": bytes}`` exactly as pycocotools writes it: run
   lengths over the **column-major** flattening of the mask, alternating background and

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -279,6 +280,7 @@ class CheckResult:
     findings: list
     engine: str = "serial"
     seconds: float = 0.0
+    annotations_per_category: dict = field(default_factory=dict)
 
     @property
     def errors(self) -> list:
@@ -292,7 +294,7 @@ class CheckResult:
 def check(coco, iou: float = 0.5, box_iou: float = 0.7, workers=None, dask=None, *,
           duplicate_iou: float = 0.95, bbox_min_iou: float = 0.5, area_tolerance: float = 0.2,
           area_min_pixels: float = 10.0, min_area: int = 10, outside_tolerance: float = 1.0,
-          shard_size=None, progress=None) -> CheckResult:
+          shard_size=None, progress=None, source=None) -> CheckResult:
     """Audits a COCO instances dataset for the annotation faults that make instance masks overlap.
 
     Args:
@@ -316,6 +318,7 @@ def check(coco, iou: float = 0.5, box_iou: float = 0.7, workers=None, dask=None,
         outside_tolerance (float): polygon points further outside the image are ``outside_image``.
         shard_size (int or None): images per unit of work (None: chosen from the engine).
         progress (callable or None): ``progress(done_images, total_images)`` after each shard.
+        source (str or None): the name to report for a dict (default ``"<dict>"``).
 
     Returns:
         CheckResult: the findings (see ``fastiou.diagnostics.KINDS``) and counts; ``.to_dict()``
@@ -332,9 +335,10 @@ def check(coco, iou: float = 0.5, box_iou: float = 0.7, workers=None, dask=None,
     t0 = time.perf_counter()
     p = Params(float(iou), float(box_iou), float(duplicate_iou), float(bbox_min_iou),
                float(area_tolerance), float(area_min_pixels), int(min_area), float(outside_tolerance))
-    data, source = _coco.load(coco)
+    data, name = _coco.load(coco)
     idx = _coco.index(data)
     findings, engine = parallel.run(idx, p, workers=workers, dask=dask, shard_size=shard_size,
                                     progress=progress)
-    return CheckResult(source, p, len(idx.images), idx.n_annotations, len(idx.categories),
-                       idx.findings + findings, engine, time.perf_counter() - t0)
+    per_cat = Counter(a["category"] for anns in idx.per_image for a in anns)
+    return CheckResult(source or name, p, len(idx.images), idx.n_annotations, len(idx.categories),
+                       idx.findings + findings, engine, time.perf_counter() - t0, dict(per_cat))

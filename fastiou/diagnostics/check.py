@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import rle as _rle
-from ..boxes import box_iou_aligned
 from .findings import Finding
 
 
@@ -51,208 +50,297 @@ def _finding(kind, img_id, anns, value, message, **details) -> Finding:
                    details)
 
 
-# ------------------------------------------------------------------------------ one annotation
+_MAX_COORD = float(1 << 27)  # what the rasteriser accepts (pycocotools' int arithmetic overflows)
+_TRIU: dict = {}
 
-def _polygon_parts(a, h, w, p, img_id, out) -> list:
-    """The parts of a polygon segmentation that can be rasterised (pycocotools rasterises every
-    list of numbers), with a finding for each degenerate or out-of-image part."""
-    parts = []
-    for k, part in enumerate(a["segmentation"]):
-        where = f"polygon {k}"
-        try:
-            xy = np.asarray(part, dtype=np.float64)
-        except (TypeError, ValueError):
-            xy = None
-        if xy is None or xy.ndim != 1 or not np.isfinite(xy).all():
-            n = len(part) // 2 if isinstance(part, list) else 0
-            out.append(_finding("degenerate_polygon", img_id, [a], n,
-                                f"{where}: expected a flat list of numbers x0, y0, x1, y1, ...; "
-                                f"it is skipped", reason="non-numbers", polygon=k))
-            continue
-        if xy.size % 2:
-            out.append(_finding("degenerate_polygon", img_id, [a], xy.size // 2,
-                                f"{where}: an odd number of coordinates ({xy.size}); it is skipped",
-                                reason="odd coordinate count", polygon=k))
-            continue
-        parts.append(xy)
+
+def _triu(n):
+    if n not in _TRIU:
+        _TRIU[n] = np.triu_indices(n, 1)
+    return _TRIU[n]
+
+
+def _box_iou_pairs(a, b):
+    """IoU of xywh boxes row by row, as pycocotools' bbIou computes it (bit for bit)."""
+    w = np.minimum(a[:, 2] + a[:, 0], b[:, 2] + b[:, 0]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3] + a[:, 1], b[:, 3] + b[:, 1]) - np.maximum(a[:, 1], b[:, 1])
+    i = w * h
+    with np.errstate(invalid="ignore", divide="ignore"):
+        o = i / (a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - i)
+    return np.where((w > 0) & (h > 0), o, 0.0)
+
+
+class _Shard:
+    """The findings of a shard of images, computed a shard at a time: polygons checked as one
+    array, rasterised in one kernel call per image size, areas and boxes of every mask in one
+    call each, pair thresholds on one array; only the IoU matrices are per image (``rle.iou``).
+    Findings are put in a fixed order per image (record checks, single masks, pairs, crowds,
+    each by annotation position), so any split of the images gives the same list."""
+
+    def __init__(self, shard, p: Params):
+        self.p, self.shard, self.found, self.seq = p, shard, [], 0
+        self.recs = []        # (img_pos, ann_pos, ann, h, w) of every annotation
+        self.parts = []       # (rec, part index, float64 coordinates) of numeric polygon parts
+        self.rle_recs = []    # recs whose segmentation is an RLE dict
+        self.poly_recs = []   # recs whose segmentation is a list of polygons
+        self.field = {}       # rec -> bbox field [x, y, w, h]
+
+    def add(self, rec, phase, sub, kind, anns, value, message, **details):
+        img_pos, ann_pos, a, _, _ = self.recs[rec]
+        img_id = self.shard[img_pos][0]["id"]
+        self.seq += 1
+        self.found.append(((img_pos, phase, ann_pos, sub, self.seq),
+                           _finding(kind, img_id, anns or [a], value, message, **details)))
+
+    def run(self) -> list:
+        self.read()
+        masks = self.polygon_masks()
+        masks.update(self.rle_masks())
+        keep = sorted(masks)
+        if keep:
+            rles = [masks[r] for r in keep]
+            areas = _rle.area(rles).astype(np.int64)
+            mboxes = _rle.to_bbox(rles)
+            boxes = self.single(keep, areas, mboxes)
+            self.pairs(keep, rles, areas, boxes)
+        self.found.sort(key=lambda kf: kf[0])
+        return [f for _, f in self.found]
+
+    def read(self):
+        """One pass over the annotations: split the segmentations, check the bbox fields."""
+        for img_pos, (image, anns) in enumerate(self.shard):
+            h, w = image["height"], image["width"]
+            for ann_pos, a in enumerate(anns):
+                rec = len(self.recs)
+                self.recs.append((img_pos, ann_pos, a, h, w))
+                seg = a["segmentation"]
+                if h is None:
+                    pass  # the image's bad size is reported once, with the image
+                elif isinstance(seg, list):
+                    self.read_polygons(rec, seg)
+                elif isinstance(seg, dict):
+                    self.rle_recs.append(rec)
+                elif seg is not None:  # (a missing segmentation is a bad_record already)
+                    self.add(rec, 0, 0, "bad_segmentation", None, None,
+                             f"segmentation is a {type(seg).__name__}, expected a list of "
+                             f"polygons or an RLE object")
+                self.read_bbox(rec, a)
+
+    def read_polygons(self, rec, seg):
+        self.poly_recs.append(rec)
+        for k, part in enumerate(seg):
+            try:
+                xy = np.asarray(part, dtype=np.float64)
+            except (TypeError, ValueError):
+                xy = None
+            if xy is None or xy.ndim != 1 or not (np.abs(xy) < _MAX_COORD).all():
+                n = len(part) // 2 if isinstance(part, list) else 0
+                self.add(rec, 0, k, "degenerate_polygon", None, n,
+                         f"polygon {k}: expected a flat list of (finite) numbers x0, y0, x1, y1, "
+                         f"...; it is skipped", reason="non-numbers", polygon=k)
+            elif xy.size % 2:
+                self.add(rec, 0, k, "degenerate_polygon", None, xy.size // 2,
+                         f"polygon {k}: an odd number of coordinates ({xy.size}); it is skipped",
+                         reason="odd coordinate count", polygon=k)
+            else:
+                self.parts.append((rec, k, xy))
+
+    def read_bbox(self, rec, a):
+        b = a["bbox"]
+        if b is not None:
+            if isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b) \
+                    and b[2] >= 0 and b[3] >= 0:
+                self.field[rec] = [float(v) for v in b]
+            else:
+                self.add(rec, 0, 1 << 30, "bad_record", None, None,
+                         f"'bbox' is {b!r}, expected [x, y, width, height]: 4 numbers, width and "
+                         f"height not negative")
+        af = a["area"]
+        if af is not None and not _number(af):
+            self.add(rec, 0, 1 << 30, "bad_record", None, None, f"'area' is {af!r}, expected a number")
+
+    def polygon_masks(self) -> dict:
+        """rec -> RLE of every polygon segmentation (as ``COCO.annToRLE``), with the findings
+        about degenerate and out-of-image parts, checked on all parts of the shard at once."""
+        out: dict = {}
+        poly_recs = self.poly_recs
+        if not poly_recs:
+            return out
+        self.check_parts()
+        by_size: dict = {}
+        for j, (rec, _, _) in enumerate(self.parts):
+            by_size.setdefault(self.recs[rec][3:], []).append(j)
+        part_rle = [None] * len(self.parts)
+        for (h, w), js in by_size.items():
+            got = _rle._from_polygons([self.parts[j][2] for j in js], h, w, "segmentation")
+            for j, r in zip(js, got):
+                part_rle[j] = r
+        per_rec: dict = {rec: [] for rec in poly_recs}
+        for j, (rec, _, _) in enumerate(self.parts):
+            per_rec[rec].append(part_rle[j])
+        for rec, rs in per_rec.items():
+            h, w = self.recs[rec][3:]
+            out[rec] = rs[0] if len(rs) == 1 else (_rle.merge(rs) if rs else
+                                                   _rle.from_segmentation([], h, w))
+        return out
+
+    def check_parts(self):
+        """Fewer than 3 points, zero area, outside the image: one array pass over all parts."""
+        n = np.array([xy.size // 2 for _, _, xy in self.parts], np.int64)
+        for j in np.flatnonzero(n < 3):
+            rec, k, _ = self.parts[j]
+            self.add(rec, 0, k, "degenerate_polygon", None, n[j],
+                     f"polygon {k}: {n[j]} point{'s' if n[j] != 1 else ''}, a polygon needs 3",
+                     reason="fewer than 3 points", polygon=k)
+        live = np.flatnonzero(n > 0)
+        if not len(live):
+            return
+        xy = np.concatenate([self.parts[j][2] for j in live])
         x, y = xy[0::2], xy[1::2]
-        if x.size < 3:
-            out.append(_finding("degenerate_polygon", img_id, [a], x.size,
-                                f"{where}: {x.size} point{'s' if x.size != 1 else ''}, a polygon "
-                                f"needs 3", reason="fewer than 3 points", polygon=k))
-        elif np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)) == 0.0:
-            out.append(_finding("degenerate_polygon", img_id, [a], x.size,
-                                f"{where}: zero area (all {x.size} points on one line)",
-                                reason="zero area", polygon=k))
-        if x.size:
-            dist = max(-x.min(), x.max() - w, -y.min(), y.max() - h, 0.0)
-            if dist > p.outside_tolerance:
-                out.append(_finding("outside_image", img_id, [a], dist,
-                                    f"{where}: reaches {dist:.1f} px outside the {w}x{h} image",
-                                    polygon=k))
-    return parts
+        starts = np.concatenate([[0], np.cumsum(n[live])[:-1]])
+        nxt = np.arange(1, x.size + 1)
+        nxt[starts[1:] - 1] = starts[:-1]
+        nxt[-1] = starts[-1]
+        area2 = np.add.reduceat(x * y[nxt] - y * x[nxt], starts)
+        hw = np.array([self.recs[self.parts[j][0]][3:] for j in live], np.float64)
+        dist = np.maximum.reduce([-np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts) - hw[:, 1],
+                                  -np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts) - hw[:, 0],
+                                  np.zeros(len(live))])
+        for q in np.flatnonzero((np.abs(area2) < 2e-6) & (n[live] >= 3)):
+            rec, k, _ = self.parts[live[q]]
+            self.add(rec, 0, k, "degenerate_polygon", None, n[live[q]],
+                     f"polygon {k}: zero area (all {n[live[q]]} points on one line)",
+                     reason="zero area", polygon=k)
+        for q in np.flatnonzero(dist > self.p.outside_tolerance):
+            rec, k, _ = self.parts[live[q]]
+            h, w = self.recs[rec][3:]
+            self.add(rec, 0, k, "outside_image", None, dist[q],
+                     f"polygon {k}: reaches {dist[q]:.1f} px outside the {w}x{h} image", polygon=k)
 
+    def rle_masks(self) -> dict:
+        """rec -> RLE of every RLE segmentation (checked; a wrong size leaves it out)."""
+        out = {}
+        for rec in self.rle_recs:
+            _, _, a, h, w = self.recs[rec]
+            try:
+                r = _rle.from_segmentation(a["segmentation"], h, w)
+            except (ValueError, TypeError) as e:
+                self.add(rec, 0, 0, "bad_segmentation", None, None, f"RLE segmentation: {e}")
+                continue
+            if r["size"] != [h, w]:
+                self.add(rec, 0, 0, "rle_size_mismatch", None, None,
+                         f"RLE size {r['size']} differs from the image's [height, width] "
+                         f"[{h}, {w}]; the mask is left out of the checks",
+                         size=r["size"], image_size=[h, w])
+                continue
+            out[rec] = r
+        return out
 
-def _mask(a, h, w, p, img_id, out):
-    """The annotation's RLE (as ``COCO.annToRLE``), or None with a finding saying why not."""
-    seg = a["segmentation"]
-    if isinstance(seg, list):
-        if h is None:
-            return None  # the image's bad size is reported once, with the image
-        parts = _polygon_parts(a, h, w, p, img_id, out)
-        return _rle.from_segmentation(parts, h, w)
-    if isinstance(seg, dict):
-        try:
-            r = _rle.from_segmentation(seg, h or 0, w or 0)
-        except (ValueError, TypeError) as e:
-            out.append(_finding("bad_segmentation", img_id, [a], None, f"RLE segmentation: {e}"))
-            return None
-        if h is not None and r["size"] != [h, w]:
-            out.append(_finding("rle_size_mismatch", img_id, [a], None,
-                                f"RLE size {r['size']} differs from the image's [height, width] "
-                                f"[{h}, {w}]; the mask is left out of the checks",
-                                size=r["size"], image_size=[h, w]))
-            return None
-        return r
-    if seg is not None:  # (a missing segmentation is a bad_record already)
-        out.append(_finding("bad_segmentation", img_id, [a], None,
-                            f"segmentation is a {type(seg).__name__}, expected a list of polygons "
-                            f"or an RLE object"))
-    return None
+    def single(self, keep, areas, mboxes) -> np.ndarray:
+        """Findings about each mask against its own fields; returns the boxes the pair check
+        uses (the bbox field, or the mask's box where the field is missing or bad)."""
+        p = self.p
+        boxes = mboxes.copy()
+        has = np.array([rec in self.field for rec in keep])
+        if has.any():
+            boxes[has] = [self.field[rec] for rec, h in zip(keep, has) if h]
+        own = _box_iou_pairs(mboxes, boxes)
+        af = np.array([float(self.recs[r][2]["area"]) if _number(self.recs[r][2]["area"]) else np.nan
+                       for r in keep])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diff = np.abs(af - areas)
+            rel = diff / areas
+        bad_area = (rel > p.area_tolerance) & (diff > p.area_min_pixels)
+        flag = (areas < p.min_area) | (has & (own < p.bbox_min_iou)) | bad_area
+        for q in np.flatnonzero(flag):
+            rec, area = keep[q], int(areas[q])
+            if area == 0:
+                self.add(rec, 1, 0, "empty_mask", None, 0, "the mask has no pixel")
+                continue
+            if area < p.min_area:
+                self.add(rec, 1, 1, "tiny_mask", None, area,
+                         f"the mask has {area} pixel{'s' if area != 1 else ''} (fewer than "
+                         f"{p.min_area})")
+            if has[q] and own[q] < p.bbox_min_iou:
+                mb, fb = mboxes[q].tolist(), self.field[rec]
+                self.add(rec, 1, 2, "bbox_mismatch", None, own[q],
+                         f"the mask's box {np.round(mb, 1).tolist()} has IoU {own[q]:.3f} with the "
+                         f"bbox field {fb}", mask_bbox=mb, bbox=fb)
+            if bad_area[q]:
+                self.add(rec, 1, 3, "area_mismatch", None, rel[q],
+                         f"area field {af[q]:g} vs {area} mask pixels", area_field=float(af[q]),
+                         mask_area=area)
+        return boxes
 
+    def pairs(self, keep, rles, areas, boxes):
+        """Same-class and cross-class pairs, and crowd coverage, per image."""
+        groups: dict = {}
+        for q, rec in enumerate(keep):
+            if areas[q] > 0:
+                a = self.recs[rec][2]
+                groups.setdefault(self.recs[rec][0], ([], []))[a["iscrowd"]].append(q)
+        gi, gj, mi = [], [], []
+        for inst, crowd in groups.values():
+            if len(inst) > 1:
+                m = _rle.iou([rles[q] for q in inst], [rles[q] for q in inst])
+                i, j = _triu(len(inst))
+                idx = np.asarray(inst)
+                gi.append(idx[i])
+                gj.append(idx[j])
+                mi.append(m[i, j])
+            if inst and crowd:
+                self.crowds(keep, rles, inst, crowd)
+        if not gi:
+            return
+        gi, gj, mi = np.concatenate(gi), np.concatenate(gj), np.concatenate(mi)
+        bi = _box_iou_pairs(boxes[gi], boxes[gj])
+        codes: dict = {}
+        cat = np.array([codes.setdefault(self.recs[r][2]["category_id"], len(codes)) for r in keep])
+        same = cat[gi] == cat[gj]
+        for k in np.flatnonzero((mi > self.p.iou) | (same & (bi > self.p.box_iou))):
+            self.pair(keep[gi[k]], keep[gj[k]], float(mi[k]), float(bi[k]))
 
-def _bbox_field(a, img_id, out):
-    b = a["bbox"]
-    if b is None:
-        return None
-    if not (isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b)) or b[2] < 0 or b[3] < 0:
-        out.append(_finding("bad_record", img_id, [a], None,
-                            f"'bbox' is {b!r}, expected [x, y, width, height]: 4 numbers, width "
-                            f"and height not negative"))
-        return None
-    return [float(v) for v in b]
-
-
-def _box_iou_aligned(a, b):
-    """Row-by-row IoU of xywh boxes (pycocotools' box rule: no +1, touching boxes give 0)."""
-    to_xyxy = lambda x: np.concatenate([x[:, :2], x[:, :2] + x[:, 2:]], axis=1)  # noqa: E731
-    return np.asarray(box_iou_aligned(to_xyxy(a), to_xyxy(b)), np.float64)
-
-
-def _single(a, area, mbox, field_box, biou, p, img_id, out):
-    """Findings about one annotation's mask against its own fields."""
-    if area == 0:
-        out.append(_finding("empty_mask", img_id, [a], 0, "the mask has no pixel"))
-        return
-    if area < p.min_area:
-        out.append(_finding("tiny_mask", img_id, [a], area,
-                            f"the mask has {area} pixel{'s' if area != 1 else ''} "
-                            f"(fewer than {p.min_area})"))
-    if field_box is not None:
-        biou = float(biou)
-        if biou < p.bbox_min_iou:
-            out.append(_finding("bbox_mismatch", img_id, [a], biou,
-                                f"the mask's box {np.round(mbox, 1).tolist()} has IoU {biou:.3f} "
-                                f"with the bbox field {field_box}",
-                                mask_bbox=mbox.tolist(), bbox=field_box))
-    af = a["area"]
-    if _number(af):
-        diff = abs(float(af) - area)
-        rel = diff / area
-        if rel > p.area_tolerance and diff > p.area_min_pixels:
-            out.append(_finding("area_mismatch", img_id, [a], rel,
-                                f"area field {af:g} vs {area} mask pixels",
-                                area_field=float(af), mask_area=int(area)))
-    elif af is not None:
-        out.append(_finding("bad_record", img_id, [a], None, f"'area' is {af!r}, expected a number"))
-
-
-# ------------------------------------------------------------------------------ pairs
-
-def _pairs(anns, rles, boxes, p, img_id, out):
-    """Same-class and cross-class pairs among the non-crowd masks of one image."""
-    n = len(rles)
-    if n < 2:
-        return
-    m = _rle.iou(rles, rles)
-    b = _rle.iou(boxes, boxes)
-    i, j = np.triu_indices(n, 1)
-    mi, bi = m[i, j], b[i, j]
-    codes: dict = {}
-    cats = np.array([codes.setdefault(a["category_id"], len(codes)) for a in anns])
-    same = cats[i] == cats[j]
-    hit = (mi > p.iou) | (same & (bi > p.box_iou))
-    for k in np.flatnonzero(hit):
-        x, y = anns[i[k]], anns[j[k]]
-        mv, bv = float(mi[k]), float(bi[k])
+    def pair(self, rx, ry, mv, bv):
+        x, y = self.recs[rx][2], self.recs[ry][2]
+        sub, p = self.recs[ry][1], self.p
         if x["category_id"] != y["category_id"]:
-            out.append(_finding("cross_class_overlap", img_id, [x, y], mv,
-                                f"{x['category']} and {y['category']} on the same pixels: mask "
-                                f"IoU {mv:.3f}", mask_iou=mv, box_iou=bv))
+            self.add(rx, 2, sub, "cross_class_overlap", [x, y], mv,
+                     f"{x['category']} and {y['category']} on the same pixels: mask IoU {mv:.3f}",
+                     mask_iou=mv, box_iou=bv)
         elif mv >= p.duplicate_iou:
-            out.append(_finding("duplicate", img_id, [x, y], mv,
-                                f"two {x['category']} annotations with near-identical masks: mask "
-                                f"IoU {mv:.3f}", mask_iou=mv, box_iou=bv))
+            self.add(rx, 2, sub, "duplicate", [x, y], mv,
+                     f"two {x['category']} annotations with near-identical masks: mask IoU "
+                     f"{mv:.3f}", mask_iou=mv, box_iou=bv)
         elif mv > p.iou:
-            out.append(_finding("mask_overlap", img_id, [x, y], mv,
-                                f"two {x['category']} masks overlap: mask IoU {mv:.3f}",
-                                mask_iou=mv, box_iou=bv))
+            self.add(rx, 2, sub, "mask_overlap", [x, y], mv,
+                     f"two {x['category']} masks overlap: mask IoU {mv:.3f}", mask_iou=mv, box_iou=bv)
         else:
-            out.append(_finding("box_overlap", img_id, [x, y], bv,
-                                f"two {x['category']} boxes overlap: box IoU {bv:.3f} (mask IoU "
-                                f"{mv:.3f})", mask_iou=mv, box_iou=bv))
+            self.add(rx, 2, sub, "box_overlap", [x, y], bv,
+                     f"two {x['category']} boxes overlap: box IoU {bv:.3f} (mask IoU {mv:.3f})",
+                     mask_iou=mv, box_iou=bv)
 
-
-def _crowds(inst, irles, crowd, crles, p, img_id, out):
-    """Crowd regions covering non-crowd instances of their class (pycocotools' crowd IoU)."""
-    if not inst or not crowd:
-        return
-    ioa = _rle.iou(irles, crles, [1] * len(crles))
-    for r, c in zip(*np.nonzero(ioa > p.iou)):
-        x, y = inst[r], crowd[c]
-        if x["category_id"] == y["category_id"]:
-            v = float(ioa[r, c])
-            out.append(_finding("crowd_overlap", img_id, [x, y], v,
-                                f"{x['category']} instance {x['id']} lies {v:.0%} inside crowd "
-                                f"region {y['id']}", ioa=v))
+    def crowds(self, keep, rles, inst, crowd):
+        """Crowd regions covering non-crowd instances of their class (pycocotools' crowd IoU:
+        intersection over the instance's area)."""
+        ioa = _rle.iou([rles[q] for q in inst], [rles[q] for q in crowd], [1] * len(crowd))
+        for r, c in zip(*np.nonzero(ioa > self.p.iou)):
+            rx, ry = keep[inst[r]], keep[crowd[c]]
+            x, y = self.recs[rx][2], self.recs[ry][2]
+            if x["category_id"] == y["category_id"]:
+                v = float(ioa[r, c])
+                self.add(rx, 3, self.recs[ry][1], "crowd_overlap", [x, y], v,
+                         f"{x['category']} instance {x['id']} lies {v:.0%} inside crowd region "
+                         f"{y['id']}", ioa=v)
 
 
 def check_image(image: dict, anns: list, p: Params) -> list:
     """Findings of one image (``image`` and ``anns`` as ``coco.index`` slims them)."""
-    out: list[Finding] = []
-    img_id, h, w = image["id"], image["height"], image["width"]
-    keep, rles, field_boxes = [], [], []
-    for a in anns:
-        r = _mask(a, h, w, p, img_id, out)
-        fb = _bbox_field(a, img_id, out)
-        if r is not None:
-            keep.append(a)
-            rles.append(r)
-            field_boxes.append(fb)
-    if not keep:
-        return out
-    areas = _rle.area(rles)
-    mboxes = _rle.to_bbox(rles)
-    boxes = np.array([m if f is None else f for m, f in zip(mboxes.tolist(), field_boxes)])
-    own = _box_iou_aligned(mboxes, boxes)  # mask box vs bbox field
-    for k, a in enumerate(keep):
-        _single(a, int(areas[k]), mboxes[k], field_boxes[k], own[k], p, img_id, out)
-    live = areas > 0
-    inst = [k for k, a in enumerate(keep) if live[k] and not a["iscrowd"]]
-    crowd = [k for k, a in enumerate(keep) if live[k] and a["iscrowd"]]
-    _pairs([keep[k] for k in inst], [rles[k] for k in inst], boxes[inst], p, img_id, out)
-    _crowds([keep[k] for k in inst], [rles[k] for k in inst],
-            [keep[k] for k in crowd], [rles[k] for k in crowd], p, img_id, out)
-    return out
+    return _Shard([(image, anns)], p).run()
 
 
 def check_shard(shard, params: dict) -> list:
     """Findings of one shard ``[(image, anns), ...]`` (the unit of work of every engine)."""
-    p = Params(**params)
-    out = []
-    for image, anns in shard:
-        out.extend(check_image(image, anns, p))
-    return out
+    return _Shard(shard, Params(**params)).run()
 
 
 # ------------------------------------------------------------------------------ the result

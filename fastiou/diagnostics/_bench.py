@@ -40,6 +40,11 @@ def _ellipse_runs(h, w, cy, cx, ry, rx):
     return counts
 
 
+def _shoelace(p):
+    x, y = p[0::2], p[1::2]
+    return abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2
+
+
 def _polygon(rng, cx, cy, r, n):
     ang = np.sort(rng.uniform(0, 2 * np.pi, n))
     rad = r * rng.uniform(0.7, 1.0, n)
@@ -73,7 +78,7 @@ def synthetic_coco(n_images: int = 5000, n_instances: int = 36000, seed: int = 0
                 xy = np.concatenate([p.reshape(-1, 2) for p in parts])
                 lo, hi = xy.min(0), xy.max(0)
                 box = [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
-                area = float(np.pi * r * r * 0.75)
+                area = float(sum(_shoelace(p) for p in parts))  # COCO's polygon area
                 seg = [p.tolist() for p in parts]
                 crowd = 0
             anns.append({"id": aid, "image_id": iid, "category_id": cat, "segmentation": seg,

@@ -11,6 +11,8 @@ annotations, so any split of the images gives the same findings.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import numbers
 import time
@@ -41,7 +43,10 @@ class Params:
 
 
 def _number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    t = type(v)
+    if t is float or t is int:  # the usual JSON values, without the slower ABC check
+        return math.isfinite(v)
+    return isinstance(v, numbers.Real) and t is not bool and math.isfinite(v)
 
 
 def _finding(kind, img_id, anns, value, message, **details) -> Finding:
@@ -128,29 +133,33 @@ class _Shard:
 
     def read_polygons(self, rec, seg):
         self.poly_recs.append(rec)
+        parts = self.parts
         for k, part in enumerate(seg):
             try:
                 xy = np.asarray(part, dtype=np.float64)
             except (TypeError, ValueError):
                 xy = None
-            if xy is None or xy.ndim != 1 or not (np.abs(xy) < _MAX_COORD).all():
-                n = len(part) // 2 if isinstance(part, list) else 0
-                self.add(rec, 0, k, "degenerate_polygon", None, n,
-                         f"polygon {k}: expected a flat list of (finite) numbers x0, y0, x1, y1, "
-                         f"...; it is skipped", reason="non-numbers", polygon=k)
-            elif xy.size % 2:
+            if xy is not None and xy.ndim == 1 and not xy.size % 2:
+                parts.append((rec, k, xy))  # (finiteness and magnitude: checked in check_parts)
+            elif xy is None or xy.ndim != 1:
+                self.non_numbers(rec, k, part)
+            else:
                 self.add(rec, 0, k, "degenerate_polygon", None, xy.size // 2,
                          f"polygon {k}: an odd number of coordinates ({xy.size}); it is skipped",
                          reason="odd coordinate count", polygon=k)
-            else:
-                self.parts.append((rec, k, xy))
+
+    def non_numbers(self, rec, k, part):
+        n = len(part) // 2 if isinstance(part, list) else 0
+        self.add(rec, 0, k, "degenerate_polygon", None, n,
+                 f"polygon {k}: expected a flat list of (finite) numbers x0, y0, x1, y1, ...; it is "
+                 f"skipped", reason="non-numbers", polygon=k)
 
     def read_bbox(self, rec, a):
         b = a["bbox"]
         if b is not None:
-            if isinstance(b, list) and len(b) == 4 and all(_number(v) for v in b) \
-                    and b[2] >= 0 and b[3] >= 0:
-                self.field[rec] = [float(v) for v in b]
+            if type(b) is list and len(b) == 4 and _number(b[0]) and _number(b[1]) \
+                    and _number(b[2]) and _number(b[3]) and b[2] >= 0 and b[3] >= 0:
+                self.field[rec] = b
             else:
                 self.add(rec, 0, 1 << 30, "bad_record", None, None,
                          f"'bbox' is {b!r}, expected [x, y, width, height]: 4 numbers, width and "
@@ -185,8 +194,23 @@ class _Shard:
         return out
 
     def check_parts(self):
-        """Fewer than 3 points, zero area, outside the image: one array pass over all parts."""
+        """Non-finite or huge coordinates, fewer than 3 points, zero area, outside the image: one
+        array pass over all parts (parts that cannot be rasterised are dropped)."""
         n = np.array([xy.size // 2 for _, _, xy in self.parts], np.int64)
+        if len(self.parts) and n.sum():
+            ok = np.abs(np.concatenate([xy for _, _, xy in self.parts])) < _MAX_COORD
+            bad = []
+            if not ok.all():
+                nz = np.flatnonzero(n > 0)
+                bad = nz[~np.logical_and.reduceat(ok, (np.cumsum(2 * n) - 2 * n)[nz])]
+            for j in bad:
+                rec, k, xy = self.parts[j]
+                self.non_numbers(rec, k, xy.tolist())
+            if len(bad):
+                keep = np.ones(len(self.parts), bool)
+                keep[bad] = False
+                self.parts = [t for t, good in zip(self.parts, keep) if good]
+                n = n[keep]
         for j in np.flatnonzero(n < 3):
             rec, k, _ = self.parts[j]
             self.add(rec, 0, k, "degenerate_polygon", None, n[j],
@@ -202,7 +226,8 @@ class _Shard:
         nxt[starts[1:] - 1] = starts[:-1]
         nxt[-1] = starts[-1]
         area2 = np.add.reduceat(x * y[nxt] - y * x[nxt], starts)
-        hw = np.array([self.recs[self.parts[j][0]][3:] for j in live], np.float64)
+        recs = self.recs
+        hw = np.array([recs[self.parts[j][0]][3:] for j in live.tolist()], np.float64)
         dist = np.maximum.reduce([-np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts) - hw[:, 1],
                                   -np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts) - hw[:, 0],
                                   np.zeros(len(live))])
@@ -218,23 +243,43 @@ class _Shard:
                      f"polygon {k}: reaches {dist[q]:.1f} px outside the {w}x{h} image", polygon=k)
 
     def rle_masks(self) -> dict:
-        """rec -> RLE of every RLE segmentation (checked; a wrong size leaves it out)."""
-        out = {}
+        """rec -> RLE of every RLE segmentation (checked; a wrong size leaves it out). Compressed
+        strings are validated in one call for the shard; anything else, or a batch with a bad
+        string in it, goes through ``rle.from_segmentation`` one by one to name the bad ones."""
+        out, slow, fast = {}, [], []
         for rec in self.rle_recs:
-            _, _, a, h, w = self.recs[rec]
+            seg = self.recs[rec][2]["segmentation"]
+            c = seg.get("counts")
+            if type(c) is str and c.isascii():
+                c = c.encode("ascii")
+            if type(c) is bytes and isinstance(seg.get("size"), list):
+                fast.append((rec, {"size": seg["size"], "counts": c}))
+            else:
+                slow.append(rec)
+        if fast:
             try:
-                r = _rle.from_segmentation(a["segmentation"], h, w)
+                _rle.area([r for _, r in fast])  # validates every string
+                for rec, r in fast:
+                    self.rle_mask(rec, r, out)
+            except (ValueError, TypeError):
+                slow += [rec for rec, _ in fast]
+        for rec in sorted(slow):
+            try:
+                r = _rle.from_segmentation(self.recs[rec][2]["segmentation"], 0, 0)
             except (ValueError, TypeError) as e:
                 self.add(rec, 0, 0, "bad_segmentation", None, None, f"RLE segmentation: {e}")
                 continue
-            if r["size"] != [h, w]:
-                self.add(rec, 0, 0, "rle_size_mismatch", None, None,
-                         f"RLE size {r['size']} differs from the image's [height, width] "
-                         f"[{h}, {w}]; the mask is left out of the checks",
-                         size=r["size"], image_size=[h, w])
-                continue
-            out[rec] = r
+            self.rle_mask(rec, r, out)
         return out
+
+    def rle_mask(self, rec, r, out):
+        h, w = self.recs[rec][3:]
+        if r["size"] != [h, w]:
+            self.add(rec, 0, 0, "rle_size_mismatch", None, None,
+                     f"RLE size {r['size']} differs from the image's [height, width] [{h}, {w}]; "
+                     f"the mask is left out of the checks", size=r["size"], image_size=[h, w])
+        else:
+            out[rec] = r
 
     def single(self, keep, areas, mboxes) -> np.ndarray:
         """Findings about each mask against its own fields; returns the boxes the pair check
@@ -243,7 +288,7 @@ class _Shard:
         boxes = mboxes.copy()
         has = np.array([rec in self.field for rec in keep])
         if has.any():
-            boxes[has] = [self.field[rec] for rec, h in zip(keep, has) if h]
+            boxes[has] = np.array([self.field[rec] for rec, h in zip(keep, has) if h], np.float64)
         own = _box_iou_pairs(mboxes, boxes)
         af = np.array([float(self.recs[r][2]["area"]) if _number(self.recs[r][2]["area"]) else np.nan
                        for r in keep])
@@ -262,7 +307,7 @@ class _Shard:
                          f"the mask has {area} pixel{'s' if area != 1 else ''} (fewer than "
                          f"{p.min_area})")
             if has[q] and own[q] < p.bbox_min_iou:
-                mb, fb = mboxes[q].tolist(), self.field[rec]
+                mb, fb = mboxes[q].tolist(), [float(v) for v in self.field[rec]]
                 self.add(rec, 1, 2, "bbox_mismatch", None, own[q],
                          f"the mask's box {np.round(mb, 1).tolist()} has IoU {own[q]:.3f} with the "
                          f"bbox field {fb}", mask_bbox=mb, bbox=fb)
@@ -282,7 +327,8 @@ class _Shard:
         gi, gj, mi = [], [], []
         for inst, crowd in groups.values():
             if len(inst) > 1:
-                m = _rle.iou([rles[q] for q in inst], [rles[q] for q in inst])
+                r = [rles[q] for q in inst]
+                m = _rle.iou(r, r)  # (one list: its strings are parsed once)
                 i, j = _triu(len(inst))
                 idx = np.asarray(inst)
                 gi.append(idx[i])
@@ -340,7 +386,21 @@ def check_image(image: dict, anns: list, p: Params) -> list:
 
 def check_shard(shard, params: dict) -> list:
     """Findings of one shard ``[(image, anns), ...]`` (the unit of work of every engine)."""
-    return _Shard(shard, Params(**params)).run()
+    with _no_gc():
+        return _Shard(shard, Params(**params)).run()
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """The cyclic collector off while tens of thousands of small objects are made (it would
+    rescan the whole dataset again and again; nothing made here forms a cycle)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # ------------------------------------------------------------------------------ the result
@@ -424,7 +484,8 @@ def check(coco, iou: float = 0.5, box_iou: float = 0.7, workers=None, dask=None,
     p = Params(float(iou), float(box_iou), float(duplicate_iou), float(bbox_min_iou),
                float(area_tolerance), float(area_min_pixels), int(min_area), float(outside_tolerance))
     data, name = _coco.load(coco)
-    idx = _coco.index(data)
+    with _no_gc():
+        idx = _coco.index(data)
     findings, engine = parallel.run(idx, p, workers=workers, dask=dask, shard_size=shard_size,
                                     progress=progress)
     per_cat = Counter(a["category"] for anns in idx.per_image for a in anns)

@@ -21,7 +21,10 @@ class UnusableInput(ValueError):
 
 
 def _is_id(v) -> bool:
-    return (isinstance(v, numbers.Integral) and not isinstance(v, bool)) or isinstance(v, str)
+    t = type(v)
+    if t is int or t is str:  # the usual JSON values, without the slower ABC check
+        return True
+    return (isinstance(v, numbers.Integral) and t is not bool) or isinstance(v, str)
 
 
 def _is_size(v) -> bool:

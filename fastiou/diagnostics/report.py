@@ -122,7 +122,7 @@ def print_summary(result, file=None, max_messages: int = 20, plain=None) -> None
         return
     tty = hasattr(file, "isatty") and file.isatty()
     con = Console(file=file, highlight=False, width=None if tty else 120)
-    con.print(title, markup=False)
+    con.print(title, markup=False, soft_wrap=True)
     if kinds:
         t = Table(title="findings by type", title_justify="left")
         for col, just in (("kind", "left"), ("severity", "left"), ("count", "right"),
@@ -142,7 +142,7 @@ def print_summary(result, file=None, max_messages: int = 20, plain=None) -> None
     else:
         con.print("no findings")
     for line in _error_lines(errors, result.source, max_messages):
-        con.print(line, markup=False)
+        con.print(line, markup=False, soft_wrap=True)
 
 
 def _error_lines(errors, source, limit) -> list:

@@ -40,7 +40,8 @@ JSON (``CheckResult.to_dict()``, written by ``fastiou check --json FILE``), sche
 A finding's category counts once per category it names (a cross-class pair counts for both).
 """
 
-from .check import CheckResult, Params, check, check_image
+from .api import CheckResult, check
+from .audit import Params, check_image
 from .coco import UnusableInput
 from .findings import KINDS, Finding
 

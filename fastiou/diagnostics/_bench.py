@@ -188,7 +188,7 @@ def run_check_benchmark(quick: bool = False) -> list:
     COCO-val-sized synthetic set (500 images in quick mode) and an SA-1B-shaped set; the runs
     are interleaved and the best of the repeats kept (a shared machine's noise). The SA-1B row
     also gives the estimate for 11M images from the one-core throughput."""
-    from . import check
+    from .api import check
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     sets = [("check coco-val-like", synthetic_coco(500, 3600) if quick else synthetic_coco(), 64),
             ("check sa1b-like", sa1b_like(6 if quick else 40), 2)]

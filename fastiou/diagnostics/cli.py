@@ -54,8 +54,8 @@ def _same_file(a: str, b: str) -> bool:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from . import UnusableInput, check
-    from .coco import load
+    from .api import check
+    from .coco import UnusableInput, load
     from .report import Progress, print_summary, to_json_dict, write_html
 
     for name, v in (("--iou", args.iou), ("--box-iou", args.box_iou)):

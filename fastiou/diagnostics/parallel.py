@@ -1,6 +1,6 @@
 """The three engines of ``check``: this process, local processes, a dask.distributed cluster.
 
-Each engine runs ``check.check_shard`` on consecutive ranges of images and puts the results back
+Each engine runs ``audit.check_shard`` on consecutive ranges of images and puts the results back
 in image order, so the findings are the same list whatever the engine and the shard size. Worker
 processes run the compiled kernels on one thread each (the parallelism is across images).
 """
@@ -12,7 +12,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from . import coco as _coco
-from .check import check_shard
+from .audit import check_shard
 
 
 # With workers=None, smaller datasets run in this process: starting processes costs more.

@@ -87,7 +87,8 @@ class Builder:
 
 
 def planted():
-    """A dataset with one of each fault, and the findings it must give: {(kind, image, ids)}."""
+    """A dataset with one of each fault, and the findings it must give: {(kind, image, ids)}.
+    (Long: one short block per planted fault, each next to the finding it must give.)"""
     b = Builder()
     want = set()
     # image 1: pairs
@@ -395,7 +396,7 @@ def test_processes_give_the_serial_findings():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_dask_local_cluster_gives_the_serial_findings():
+def test_dask_local_cluster_gives_the_serial_findings(tmp_path):
     distributed = pytest.importorskip("distributed") if not oracles_required() else \
         require("distributed")
     data = _engine_data()
@@ -405,9 +406,16 @@ def test_dask_local_cluster_gives_the_serial_findings():
             distributed.Client(cluster) as client:
         by_client = check(data, dask=client, shard_size=3, iou=0.1, box_iou=0.3)
         by_address = check(data, dask=cluster.scheduler_address, shard_size=7, iou=0.1, box_iou=0.3)
+        path = tmp_path / "instances.json"
+        path.write_text(json.dumps(data))
+        r = run_cli(path, "--dask", cluster.scheduler_address, "--iou", "0.1", "--box-iou", "0.3",
+                    "--json", tmp_path / "dask.json")
     assert by_client.engine.startswith("dask")
     assert by_client.findings == one.findings
     assert by_address.findings == one.findings
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "dask.json").read_text())
+    assert doc["engine"].startswith("dask") and doc["findings"] == [f.to_dict() for f in one.findings]
 
 
 # ------------------------------------------------------------------------------ command line
@@ -502,6 +510,21 @@ def test_plain_summary_without_rich(planted_file):
     print_summary(check(data, workers=1, source=str(path)), file=buf, plain=True)
     text = buf.getvalue()
     assert "findings by type" in text and "duplicate" in text and "unknown_image" in text
+
+
+def test_progress_bar_after_the_delay():
+    import io
+    from fastiou.diagnostics.report import Progress
+    buf = io.StringIO()
+    quiet = Progress(delay=60, stream=buf)
+    quiet(5, 10)
+    quiet.close()
+    assert buf.getvalue() == ""                      # runs under the delay show nothing
+    bar = Progress(delay=0, stream=buf)
+    bar(5, 10)
+    bar(10, 10)
+    bar.close()
+    assert "checking images" in buf.getvalue()
 
 
 # ------------------------------------------------------------------------------ the report in a browser

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 from . import coco as _coco
 from .audit import check_shard
@@ -56,14 +57,20 @@ def _processes(shards, params, n, progress, total):
     results = [None] * len(shards)
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP threads
     done = 0
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
-        futures = {pool.submit(check_shard, shard, params): k for k, (_, shard) in enumerate(shards)}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            results[k] = fut.result()
-            done += len(shards[k][1])
-            if progress:
-                progress(done, total)
+    try:
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
+            futures = {pool.submit(check_shard, shard, params): k
+                       for k, (_, shard) in enumerate(shards)}
+            for fut in as_completed(futures):
+                k = futures[fut]
+                results[k] = fut.result()
+                done += len(shards[k][1])
+                if progress:
+                    progress(done, total)
+    except BrokenProcessPool as e:
+        # (e.g. a __main__ that a spawned process cannot import: a script read from stdin)
+        raise RuntimeError(f"the worker processes failed ({e}); run with workers=1 (--workers 1)") \
+            from None
     return results
 
 
@@ -74,13 +81,16 @@ def _dask(shards, params, address, progress, total):
         raise RuntimeError(f"--dask needs dask.distributed ({e}); pip install 'fastiou[diagnostics]'") \
             from None
     own = not isinstance(address, Client)
-    client = Client(address, set_as_default=False) if own else address
+    try:
+        client = Client(address, set_as_default=False, timeout="20s") if own else address
+    except (OSError, ValueError, TypeError) as e:  # (TimeoutError is an OSError)
+        raise RuntimeError(f"--dask {address}: cannot reach the dask scheduler ({e})") from None
     try:
         client.run(_one_thread)
         futures = [client.submit(check_shard, shard, params, pure=False) for _, shard in shards]
         pos = {f.key: k for k, f in enumerate(futures)}
         results, done = [None] * len(shards), 0
-        for fut in dask_completed(futures):
+        for fut in dask_completed(futures, loop=client.loop):
             k = pos[fut.key]
             results[k] = fut.result()
             done += len(shards[k][1])

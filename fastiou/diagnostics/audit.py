@@ -1,24 +1,27 @@
 """The per-image audit: the findings of a shard of images (the unit of work of every engine).
 
-Per image (``check_image``), with fastiou's public RLE ops: every segmentation converted as
-pycocotools' ``COCO.annToRLE`` would (``rle.from_segmentation``), areas and boxes of all masks in
-one call each (``rle.area``, ``rle.to_bbox``), mask IoU of every pair of non-crowd instances in one
-call (``rle.iou``), crowd coverage as pycocotools' crowd IoU (intersection over the instance's
-area: ``rle.iou(instances, crowds, iscrowd=...)``), and box IoU of the bbox fields (``rle.iou`` on
-xywh boxes, pycocotools' box rule). The per-image work depends on nothing but the image and its
-annotations, so any split of the images gives the same findings.
+Per image, with fastiou's RLE kernels (through ``_dispatch``, as ``fastiou.rle`` calls them, but a
+shard at a time): every segmentation converted as pycocotools' ``COCO.annToRLE`` would (polygons
+rasterised and merged as ``rle.from_segmentation`` does, RLE validated), areas and boxes of all
+masks in one call each, mask IoU of every pair of non-crowd instances of an image in one call
+(``rle.iou``'s kernel), crowd coverage as pycocotools' crowd IoU (intersection over the
+instance's area), and box IoU of the bbox fields as pycocotools' ``bbIou`` computes it. The
+per-image work depends on nothing but the image and its annotations, so any split of the images
+gives the same findings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+from itertools import chain
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import _dispatch
 from .. import rle as _rle
 from .findings import Finding
 
@@ -45,6 +48,25 @@ def _number(v) -> bool:
     if t is float or t is int:  # the usual JSON values, without the slower ABC check
         return math.isfinite(v)
     return isinstance(v, numbers.Real) and t is not bool and math.isfinite(v)
+
+
+def _numbers(values, width):
+    """float64 ``(N, width)`` (``(N,)`` for width 0) of JSON values; NaN rows for the values
+    that are not numbers (or not ``width`` numbers; strings are not numbers)."""
+    shape = (len(values), width) if width else (len(values),)
+    try:
+        out = np.array(values)  # one conversion; its dtype says whether all were numbers
+        if out.shape == shape and out.dtype.kind in "iuf":
+            return out.astype(np.float64)
+    except (TypeError, ValueError):
+        pass
+    out = np.full(shape, np.nan)
+    for i, v in enumerate(values):
+        if width and type(v) is list and len(v) == width and all(_number(x) for x in v):
+            out[i] = v
+        elif not width and _number(v):
+            out[i] = v
+    return out
 
 
 def _finding(kind, img_id, anns, value, message, **details) -> Finding:
@@ -101,16 +123,23 @@ class _Shard:
         masks.update(self.rle_masks())
         keep = sorted(masks)
         if keep:
-            rles = [masks[r] for r in keep]
-            areas = _rle.area(rles).astype(np.int64)
-            mboxes = _rle.to_bbox(rles)
-            boxes = self.single(keep, areas, mboxes)
-            self.pairs(keep, rles, areas, boxes)
+            # every mask has its image's size (the others were left out): one call each for
+            # the areas and boxes of the shard, through the dispatch site, on the counts strings
+            counts = [masks[r] for r in keep]
+            sizes = np.array([self.recs[r][3:] for r in keep], np.int64)
+            areas = np.empty(len(keep), np.uint32)
+            _dispatch.call_host("rle_area", counts, sizes, areas, "masks")
+            mboxes = np.empty((len(keep), 4), np.float64)
+            _dispatch.call_host("rle_to_bbox", counts, sizes, mboxes, "masks")
+            boxes = self.single(keep, areas.astype(np.int64), mboxes)
+            self.pairs(keep, counts, sizes, areas, boxes)
         self.found.sort(key=lambda kf: kf[0])
         return [f for _, f in self.found]
 
     def read(self):
-        """One pass over the annotations: split the segmentations, check the bbox fields."""
+        """One pass over the annotations: split the segmentations, collect the bbox and area
+        fields (checked afterwards as arrays)."""
+        raw, boxes, areas = [], [], []
         for img_pos, (image, anns) in enumerate(self.shard):
             h, w = image["height"], image["width"]
             for ann_pos, a in enumerate(anns):
@@ -119,26 +148,45 @@ class _Shard:
                 seg = a["segmentation"]
                 if h is None:
                     pass  # the image's bad size is reported once, with the image
-                elif isinstance(seg, list):
-                    self.read_polygons(rec, seg)
+                elif type(seg) is list:
+                    self.poly_recs.append(rec)
+                    raw += [(rec, k, part) for k, part in enumerate(seg)]
                 elif isinstance(seg, dict):
                     self.rle_recs.append(rec)
                 elif seg is not None:  # (a missing segmentation is a bad_record already)
                     self.add(rec, 0, 0, "bad_segmentation", None, None,
                              f"segmentation is a {type(seg).__name__}, expected a list of "
                              f"polygons or an RLE object")
-                self.read_bbox(rec, a)
+                if a["bbox"] is not None:
+                    boxes.append((rec, a["bbox"]))
+                if a["area"] is not None:
+                    areas.append((rec, a["area"]))
+        self.read_parts(raw)
+        self.read_fields(boxes, areas)
 
-    def read_polygons(self, rec, seg):
-        self.poly_recs.append(rec)
-        parts = self.parts
-        for k, part in enumerate(seg):
+    def read_parts(self, raw):
+        """The polygon parts as float64 arrays: all of them in one conversion when every part is
+        a flat list of numbers, else part by part (naming the bad ones)."""
+        if not raw:
+            return
+        lens = [len(p) if type(p) is list else -1 for _, _, p in raw]
+        if min(lens) >= 0 and not any(n % 2 for n in lens):
+            try:
+                flat = np.fromiter(chain.from_iterable(p for _, _, p in raw), np.float64,
+                                   count=sum(lens))
+            except (TypeError, ValueError):
+                flat = None
+            if flat is not None:
+                ends = np.cumsum(lens).tolist()
+                self.parts = [(rec, k, flat[e - n:e]) for (rec, k, _), n, e in zip(raw, lens, ends)]
+                return
+        for rec, k, part in raw:
             try:
                 xy = np.asarray(part, dtype=np.float64)
             except (TypeError, ValueError):
                 xy = None
             if xy is not None and xy.ndim == 1 and not xy.size % 2:
-                parts.append((rec, k, xy))  # (finiteness and magnitude: checked in check_parts)
+                self.parts.append((rec, k, xy))  # (finiteness and magnitude: in check_parts)
             elif xy is None or xy.ndim != 1:
                 self.non_numbers(rec, k, part)
             else:
@@ -152,23 +200,30 @@ class _Shard:
                  f"polygon {k}: expected a flat list of (finite) numbers x0, y0, x1, y1, ...; it is "
                  f"skipped", reason="non-numbers", polygon=k)
 
-    def read_bbox(self, rec, a):
-        b = a["bbox"]
-        if b is not None:
-            if type(b) is list and len(b) == 4 and _number(b[0]) and _number(b[1]) \
-                    and _number(b[2]) and _number(b[3]) and b[2] >= 0 and b[3] >= 0:
-                self.field[rec] = b
+    def read_fields(self, boxes, areas):
+        """``self.field`` (rec -> bbox field) and ``self.area_field`` (rec -> area field) of the
+        well-formed ones, a bad_record for the others."""
+        self.area_field = np.full(len(self.recs), np.nan)
+        b = _numbers([v for _, v in boxes], 4)
+        ok = np.isfinite(b).all(1) & (b[:, 2] >= 0) & (b[:, 3] >= 0) if len(b) else []
+        for (rec, v), good, row in zip(boxes, ok, b):
+            if good:
+                self.field[rec] = row
             else:
                 self.add(rec, 0, 1 << 30, "bad_record", None, None,
-                         f"'bbox' is {b!r}, expected [x, y, width, height]: 4 numbers, width and "
+                         f"'bbox' is {v!r}, expected [x, y, width, height]: 4 numbers, width and "
                          f"height not negative")
-        af = a["area"]
-        if af is not None and not _number(af):
-            self.add(rec, 0, 1 << 30, "bad_record", None, None, f"'area' is {af!r}, expected a number")
+        a = _numbers([v for _, v in areas], 0)
+        for (rec, v), x in zip(areas, a):
+            if np.isfinite(x):
+                self.area_field[rec] = x
+            else:
+                self.add(rec, 0, 1 << 30, "bad_record", None, None, f"'area' is {v!r}, expected a number")
 
     def polygon_masks(self) -> dict:
-        """rec -> RLE of every polygon segmentation (as ``COCO.annToRLE``), with the findings
-        about degenerate and out-of-image parts, checked on all parts of the shard at once."""
+        """rec -> RLE counts (bytes) of every polygon segmentation (as ``COCO.annToRLE``: the
+        union of its parts), with the findings about degenerate and out-of-image parts, checked
+        on all parts of the shard at once."""
         out: dict = {}
         poly_recs = self.poly_recs
         if not poly_recs:
@@ -179,16 +234,22 @@ class _Shard:
             by_size.setdefault(self.recs[rec][3:], []).append(j)
         part_rle = [None] * len(self.parts)
         for (h, w), js in by_size.items():
-            got = _rle._from_polygons([self.parts[j][2] for j in js], h, w, "segmentation")
+            got = _dispatch.call_host("rle_from_polygons", [self.parts[j][2] for j in js], h, w,
+                                      "segmentation")
             for j, r in zip(js, got):
                 part_rle[j] = r
         per_rec: dict = {rec: [] for rec in poly_recs}
         for j, (rec, _, _) in enumerate(self.parts):
             per_rec[rec].append(part_rle[j])
         for rec, rs in per_rec.items():
-            h, w = self.recs[rec][3:]
-            out[rec] = rs[0] if len(rs) == 1 else (_rle.merge(rs) if rs else
-                                                   _rle.from_segmentation([], h, w))
+            hw = self.recs[rec][3:]
+            if len(rs) == 1:
+                out[rec] = rs[0]
+            elif rs:
+                out[rec] = _dispatch.call_host("rle_merge", rs, np.array([hw] * len(rs), np.int64),
+                                               False, "segmentation")
+            else:
+                out[rec] = _rle.from_segmentation([], *hw)["counts"]
         return out
 
     def check_parts(self):
@@ -272,12 +333,12 @@ class _Shard:
 
     def rle_mask(self, rec, r, out):
         h, w = self.recs[rec][3:]
-        if r["size"] != [h, w]:
+        if list(r["size"]) != [h, w]:
             self.add(rec, 0, 0, "rle_size_mismatch", None, None,
                      f"RLE size {r['size']} differs from the image's [height, width] [{h}, {w}]; "
                      f"the mask is left out of the checks", size=r["size"], image_size=[h, w])
         else:
-            out[rec] = r
+            out[rec] = r["counts"]
 
     def single(self, keep, areas, mboxes) -> np.ndarray:
         """Findings about each mask against its own fields; returns the boxes the pair check
@@ -286,10 +347,9 @@ class _Shard:
         boxes = mboxes.copy()
         has = np.array([rec in self.field for rec in keep])
         if has.any():
-            boxes[has] = np.array([self.field[rec] for rec, h in zip(keep, has) if h], np.float64)
+            boxes[has] = np.array([self.field[rec] for rec, h in zip(keep, has) if h])
         own = _box_iou_pairs(mboxes, boxes)
-        af = np.array([float(self.recs[r][2]["area"]) if _number(self.recs[r][2]["area"]) else np.nan
-                       for r in keep])
+        af = self.area_field[keep]
         with np.errstate(invalid="ignore", divide="ignore"):
             diff = np.abs(af - areas)
             rel = diff / areas
@@ -315,8 +375,9 @@ class _Shard:
                          mask_area=area)
         return boxes
 
-    def pairs(self, keep, rles, areas, boxes):
-        """Same-class and cross-class pairs, and crowd coverage, per image."""
+    def pairs(self, keep, counts, sizes, areas, boxes):
+        """Same-class and cross-class pairs, and crowd coverage, per image (``rle_iou`` as
+        ``rle.iou`` runs it, on the counts strings of the shard)."""
         groups: dict = {}
         for q, rec in enumerate(keep):
             if areas[q] > 0:
@@ -325,15 +386,16 @@ class _Shard:
         gi, gj, mi = [], [], []
         for inst, crowd in groups.values():
             if len(inst) > 1:
-                r = [rles[q] for q in inst]
-                m = _rle.iou(r, r)  # (one list: its strings are parsed once)
+                c, sz = [counts[q] for q in inst], sizes[inst]
+                m = np.empty((len(inst), len(inst)), np.float64)
+                _dispatch.call_host("rle_iou", c, sz, c, sz, None, m)  # (one list: parsed once)
                 i, j = _triu(len(inst))
                 idx = np.asarray(inst)
                 gi.append(idx[i])
                 gj.append(idx[j])
                 mi.append(m[i, j])
             if inst and crowd:
-                self.crowds(keep, rles, inst, crowd)
+                self.crowds(keep, counts, sizes, inst, crowd)
         if not gi:
             return
         gi, gj, mi = np.concatenate(gi), np.concatenate(gj), np.concatenate(mi)
@@ -363,10 +425,13 @@ class _Shard:
                      f"two {x['category']} boxes overlap: box IoU {bv:.3f} (mask IoU {mv:.3f})",
                      mask_iou=mv, box_iou=bv)
 
-    def crowds(self, keep, rles, inst, crowd):
+    def crowds(self, keep, counts, sizes, inst, crowd):
         """Crowd regions covering non-crowd instances of their class (pycocotools' crowd IoU:
         intersection over the instance's area)."""
-        ioa = _rle.iou([rles[q] for q in inst], [rles[q] for q in crowd], [1] * len(crowd))
+        ioa = np.empty((len(inst), len(crowd)), np.float64)
+        _dispatch.call_host("rle_iou", [counts[q] for q in inst], sizes[inst],
+                            [counts[q] for q in crowd], sizes[crowd], np.ones(len(crowd), np.uint8),
+                            ioa)
         for r, c in zip(*np.nonzero(ioa > self.p.iou)):
             rx, ry = keep[inst[r]], keep[crowd[c]]
             x, y = self.recs[rx][2], self.recs[ry][2]

@@ -131,6 +131,21 @@ _ANN_KEYS = ("id", "image_id", "category_id", "segmentation")
 
 def _annotation(i, a, pos, cats, seen, out):
     """The slim annotation dict and the index of its image, or None when it cannot be placed."""
+    if type(a) is dict:  # the well-formed record, at the cost of a few lookups
+        aid, iid, cid = a.get("id"), a.get("image_id"), a.get("category_id")
+        crowd = a.get("iscrowd", 0)
+        if type(aid) is int and type(iid) is int and type(cid) is int and aid not in seen \
+                and iid in pos and cid in cats and "segmentation" in a \
+                and (crowd == 0 or crowd == 1) and type(crowd) is not float:
+            seen.add(aid)
+            return {"id": aid, "category_id": cid, "category": cats[cid], "iscrowd": int(crowd),
+                    "segmentation": a["segmentation"], "bbox": a.get("bbox"),
+                    "area": a.get("area")}, pos[iid]
+    return _annotation_checked(i, a, pos, cats, seen, out)
+
+
+def _annotation_checked(i, a, pos, cats, seen, out):
+    """``_annotation`` for a record that breaks a rule: each fault named, what can be kept kept."""
     if not isinstance(a, dict):
         out.append(_bad("bad_record", f"annotations[{i}]: expected an object, got a "
                                       f"{type(a).__name__}"))
@@ -159,12 +174,11 @@ def _annotation(i, a, pos, cats, seen, out):
         out.append(_bad("bad_record", f"missing key{'s' if len(missing) > 1 else ''} "
                                       f"{', '.join(repr(k) for k in missing)}", iid, aid, cid, name))
     crowd = a.get("iscrowd", 0)
-    if crowd not in (0, 1) or isinstance(crowd, float) and crowd not in (0.0, 1.0):
+    if not (isinstance(crowd, (int, float)) and crowd in (0, 1)):
         out.append(_bad("bad_record", f"'iscrowd' is {crowd!r}, expected 0 or 1; read as "
                                       f"{int(bool(crowd))}", iid, aid, cid, name))
     slim = {"id": aid, "category_id": cid, "category": name, "iscrowd": int(bool(crowd)),
-            "segmentation": a.get("segmentation"), "bbox": a.get("bbox"), "area": a.get("area"),
-            "index": i}
+            "segmentation": a.get("segmentation"), "bbox": a.get("bbox"), "area": a.get("area")}
     return slim, pos[iid]
 
 

@@ -102,8 +102,9 @@ class _Shard:
     Findings are put in a fixed order per image (record checks, single masks, pairs, crowds,
     each by annotation position), so any split of the images gives the same list."""
 
-    def __init__(self, shard, p: Params):
+    def __init__(self, shard, p: Params, coords=None):
         self.p, self.shard, self.found, self.seq = p, shard, [], 0
+        self.coords = coords  # the polygon coordinates of a packed shard (coco.pack)
         self.recs = []        # (img_pos, ann_pos, ann, h, w) of every annotation
         self.parts = []       # (rec, part index, float64 coordinates) of numeric polygon parts
         self.rle_recs = []    # recs whose segmentation is an RLE dict
@@ -151,6 +152,12 @@ class _Shard:
                 elif type(seg) is list:
                     self.poly_recs.append(rec)
                     raw += [(rec, k, part) for k, part in enumerate(seg)]
+                elif type(seg) is tuple:  # ("packed", start, part lengths): see coco.pack
+                    self.poly_recs.append(rec)
+                    start = seg[1]
+                    for k, n in enumerate(seg[2]):
+                        self.parts.append((rec, k, self.coords[start:start + n]))
+                        start += n
                 elif isinstance(seg, dict):
                     self.rle_recs.append(rec)
                 elif seg is not None:  # (a missing segmentation is a bad_record already)
@@ -169,6 +176,10 @@ class _Shard:
         a flat list of numbers, else part by part (naming the bad ones)."""
         if not raw:
             return
+        if self.parts:  # a packed shard: keep the parts in annotation order
+            raw = [(rec, k, xy.tolist()) for rec, k, xy in self.parts] + raw
+            raw.sort(key=lambda t: (t[0], t[1]))
+            self.parts = []
         lens = [len(p) if type(p) is list else -1 for _, _, p in raw]
         if min(lens) >= 0 and not any(n % 2 for n in lens):
             try:
@@ -448,8 +459,13 @@ def check_image(image: dict, anns: list, p: Params) -> list:
 
 
 def check_shard(shard, params: dict) -> list:
-    """Findings of one shard ``[(image, anns), ...]`` (the unit of work of every engine)."""
+    """Findings of one shard ``[(image, anns), ...]``, or of a packed one ``(shard, coords)``
+    (``coco.pack``): the unit of work of every engine."""
     with _no_gc():
+        if type(shard) is tuple:
+            # .view: an unpickled array carries its own float64 dtype object, which the
+            # compiled extension's dtype check (an identity test) refuses
+            return _Shard(shard[0], Params(**params), shard[1].view(np.float64)).run()
         return _Shard(shard, Params(**params)).run()
 
 

@@ -12,6 +12,9 @@ import json
 import numbers
 import os
 from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
 
 from .findings import Finding
 
@@ -199,6 +202,31 @@ def index(data: dict) -> Index:
             out.append(Finding("no_annotations", im["id"], [], [], [], None,
                                "image without any annotation"))
     return Index(images, per_image, cats, out, len(anns))
+
+
+def pack(shard) -> tuple:
+    """A shard made cheap to send to another process: the polygon coordinates of its
+    annotations in one float64 array, each polygon segmentation replaced by the tuple
+    ``("packed", start, part lengths)`` (unpickling a million Python floats costs more than
+    checking them). Segmentations that are not lists of flat number lists stay as they are."""
+    out, chunks, start = [], [], 0
+    for image, anns in shard:
+        slim = []
+        for a in anns:
+            seg = a["segmentation"]
+            if type(seg) is list and seg and all(type(p) is list and not len(p) % 2 for p in seg):
+                lens = [len(p) for p in seg]
+                try:
+                    xy = np.fromiter(chain.from_iterable(seg), np.float64, count=sum(lens))
+                except (TypeError, ValueError):
+                    xy = None
+                if xy is not None:
+                    chunks.append(xy)
+                    a = {**a, "segmentation": ("packed", start, lens)}
+                    start += xy.size
+            slim.append(a)
+        out.append((image, slim))
+    return out, (np.concatenate(chunks) if chunks else np.empty(0))
 
 
 def shards(idx: Index, size: int) -> list:

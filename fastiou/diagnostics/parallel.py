@@ -16,8 +16,9 @@ from . import coco as _coco
 from .audit import check_shard
 
 
-# With workers=None, smaller datasets run in this process: starting processes costs more.
-_AUTO_SERIAL_BELOW = 2000
+# With workers=None, datasets under this many annotations run in this process: starting worker
+# processes (a second or two) costs more than the whole check.
+_AUTO_SERIAL_BELOW = 20000
 
 
 def _one_thread():
@@ -59,7 +60,7 @@ def _processes(shards, params, n, progress, total):
     done = 0
     try:
         with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
-            futures = {pool.submit(check_shard, shard, params): k
+            futures = {pool.submit(check_shard, _coco.pack(shard), params): k
                        for k, (_, shard) in enumerate(shards)}
             for fut in as_completed(futures):
                 k = futures[fut]
@@ -87,7 +88,8 @@ def _dask(shards, params, address, progress, total):
         raise RuntimeError(f"--dask {address}: cannot reach the dask scheduler ({e})") from None
     try:
         client.run(_one_thread)
-        futures = [client.submit(check_shard, shard, params, pure=False) for _, shard in shards]
+        futures = [client.submit(check_shard, _coco.pack(shard), params, pure=False)
+                   for _, shard in shards]
         pos = {f.key: k for k, f in enumerate(futures)}
         results, done = [None] * len(shards), 0
         for fut in dask_completed(futures, loop=client.loop):

@@ -262,6 +262,12 @@ def draw(background: np.ndarray, masks: list, boxes: list, max_side: int = 320) 
     union = np.zeros((h, w), bool)
     for m in masks:
         union |= m
+    for b in boxes:  # the crop shows the bbox fields too
+        if b is not None:
+            x0, y0 = int(max(math.floor(b[0]), 0)), int(max(math.floor(b[1]), 0))
+            x1, y1 = int(min(math.ceil(b[0] + b[2]), w - 1)), int(min(math.ceil(b[1] + b[3]), h - 1))
+            if x0 <= x1 and y0 <= y1:
+                union[y0, x0] = union[y1, x1] = True
     ys, xs = np.nonzero(union)
     if len(ys):
         pad = 16
@@ -321,8 +327,10 @@ def _pictures(result, data, images_dir, limit, notes) -> list:
         return []
     want_anns = {a for i in ranked for a in result.findings[i].annotation_ids}
     want_imgs = {result.findings[i].image_id for i in ranked}
-    anns = {a["id"]: a for a in data.get("annotations", []) if isinstance(a, dict)
-            and a.get("id") in want_anns}
+    anns: dict = {}  # by (image, id): an id used twice is told apart by its image
+    for a in data.get("annotations", []):
+        if isinstance(a, dict) and a.get("id") in want_anns:
+            anns.setdefault((a.get("image_id"), a.get("id")), a)
     imgs = {im["id"]: im for im in data.get("images", []) if isinstance(im, dict)
             and im.get("id") in want_imgs}
     out = []
@@ -330,7 +338,7 @@ def _pictures(result, data, images_dir, limit, notes) -> list:
         f = result.findings[i]
         image = imgs.get(f.image_id)
         try:
-            pair = [anns[a] for a in f.annotation_ids]
+            pair = [anns[(f.image_id, a)] for a in f.annotation_ids]
             h, w = image["height"], image["width"]
             masks = [_rle.decode(_rle.from_segmentation(a["segmentation"], h, w)).astype(bool)
                      for a in pair]

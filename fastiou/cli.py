@@ -1,4 +1,4 @@
-"""The ``fastiou`` command line: ``fastiou info``, ``fastiou bench``, ``fastiou check``."""
+"""The ``fastiou`` command line: ``fastiou info``, ``bench``, ``check``, ``sweep``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _info(argv) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"info": "build, backends and hardware", "bench": "benchmarks against the baselines",
-                "check": "audit a COCO dataset for overlapping or broken annotations"}
+                "check": "audit a COCO dataset for overlapping or broken annotations",
+                "sweep": "re-run NMS settings over COCO predictions: kept, overlaps left, AP"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: fastiou {" + ",".join(commands) + "} [options]\n")
         for c, d in commands.items():
@@ -44,6 +45,9 @@ def main(argv=None) -> int:
     if cmd == "check":
         from .diagnostics.cli import main as check_main
         return check_main(rest)
+    if cmd == "sweep":
+        from .diagnostics.sweep_cli import main as sweep_main
+        return sweep_main(rest)
     from . import bench
     return bench.main(rest) or 0
 

@@ -38,11 +38,17 @@ JSON (``CheckResult.to_dict()``, written by ``fastiou check --json FILE``), sche
     }
 
 A finding's category counts once per category it names (a cross-class pair counts for both).
+
+``sweep(predictions, gt=None, iou=..., score=None, masks=False, mode="class", ...)`` re-runs NMS
+over COCO results at every IoU and score threshold and measures each setting (the library under
+``fastiou sweep``; its JSON schema ``"fastiou.sweep/1"`` is in ``fastiou.diagnostics.sweep``).
 """
 
 from .api import CheckResult, check
 from .audit import Params, check_image
 from .coco import UnusableInput
 from .findings import KINDS, Finding
+from .sweep import SweepResult, greedy_sweep, sweep
 
-__all__ = ["check", "check_image", "CheckResult", "Params", "Finding", "KINDS", "UnusableInput"]
+__all__ = ["check", "check_image", "CheckResult", "Params", "Finding", "KINDS", "UnusableInput",
+           "sweep", "SweepResult", "greedy_sweep"]

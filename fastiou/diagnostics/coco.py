@@ -34,12 +34,15 @@ def _is_size(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
 
 
-def load(coco) -> tuple[dict, str]:
-    """``(dataset dict, source name)`` from a path or an already loaded dict."""
-    if isinstance(coco, dict):
-        return coco, "<dict>"
+def load(coco, expect: type = dict) -> tuple[dict, str]:
+    """``(dataset dict, source name)`` from a path or an already loaded dict.
+
+    ``expect=list``: a COCO results file (a JSON list of predictions), as ``fastiou sweep`` reads.
+    """
+    if isinstance(coco, expect):
+        return coco, f"<{expect.__name__}>"
     if not isinstance(coco, (str, os.PathLike)):
-        raise TypeError(f"coco: expected a path or a COCO dict, got {type(coco).__name__}")
+        raise TypeError(f"coco: expected a path or a COCO {expect.__name__}, got {type(coco).__name__}")
     path = os.fspath(coco)
     try:
         with open(path, "rb") as f:  # read only
@@ -59,7 +62,10 @@ def load(coco) -> tuple[dict, str]:
             from None
     except RecursionError:
         raise UnusableInput(f"{path}: not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
+    if expect is list and not isinstance(data, list):
+        raise UnusableInput(f"{path}: expected a JSON list of predictions (the COCO results "
+                            f"format), got a JSON {type(data).__name__}")
+    if expect is dict and not isinstance(data, dict):
         raise UnusableInput(f"{path}: expected a JSON object with 'images', 'annotations' and "
                             f"'categories', got a JSON {type(data).__name__}")
     return data, path

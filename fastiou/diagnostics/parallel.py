@@ -44,23 +44,23 @@ def _shard_size(n_images: int, n_workers: int, given) -> int:
     return max(16, min(2000, -(-n_images // max(1, 4 * n_workers))))
 
 
-def _serial(shards, params, progress, total):
+def _serial(shards, params, progress, total, fn=check_shard):
     out, done = [], 0
     for _, shard in shards:
-        out.append(check_shard(shard, params))
+        out.append(fn(shard, params))
         done += len(shard)
         if progress:
             progress(done, total)
     return out
 
 
-def _processes(shards, params, n, progress, total):
+def _processes(shards, params, n, progress, total, fn=check_shard, pack=_coco.pack):
     results = [None] * len(shards)
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP threads
     done = 0
     try:
         with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
-            futures = {pool.submit(check_shard, _coco.pack(shard), params): k
+            futures = {pool.submit(fn, pack(shard), params): k
                        for k, (_, shard) in enumerate(shards)}
             for fut in as_completed(futures):
                 k = futures[fut]
@@ -75,7 +75,7 @@ def _processes(shards, params, n, progress, total):
     return results
 
 
-def _dask(shards, params, address, progress, total):
+def _dask(shards, params, address, progress, total, fn=check_shard, pack=_coco.pack):
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError as e:
@@ -88,7 +88,7 @@ def _dask(shards, params, address, progress, total):
         raise RuntimeError(f"--dask {address}: cannot reach the dask scheduler ({e})") from None
     try:
         client.run(_one_thread)
-        futures = [client.submit(check_shard, _coco.pack(shard), params, pure=False)
+        futures = [client.submit(fn, pack(shard), params, pure=False)
                    for _, shard in shards]
         pos = {f.key: k for k, f in enumerate(futures)}
         results, done = [None] * len(shards), 0
@@ -131,3 +131,40 @@ def run(idx: _coco.Index, p, workers=None, dask=None, shard_size=None, progress=
             n = min(n, len(shards))
             results, engine = _processes(shards, params, n, progress, total), f"processes ({n})"
     return [f for r in results for f in r], engine
+
+
+def map_shards(fn, items: list, params: dict, n_records: int, workers=None, dask=None,
+               shard_size=None, progress=None):
+    """``fn(shard, params)`` over consecutive shards of ``items`` on one of the three engines.
+
+    The engine rule of ``run`` for any per-image work (``fastiou sweep`` uses it): ``fn`` must be
+    importable at module level (it runs in spawned processes and on dask workers) and return one
+    result per shard. Returns ``(results in shard order, engine name)``; ``progress(done, total)``
+    counts items.
+    """
+    total = len(items)
+
+    def cut(n):
+        size = _shard_size(total, n, shard_size)
+        return [(s, items[s:s + size]) for s in range(0, total, size)]
+    if dask is not None:
+        try:
+            from distributed import Client
+            n = len(dask.scheduler_info()["workers"]) if isinstance(dask, Client) else 4
+        except ImportError:
+            n = 4
+        name = dask if isinstance(dask, str) else getattr(dask, "scheduler", None) and \
+            getattr(dask.scheduler, "address", "client")
+        return _dask(cut(n), params, dask, progress, total, fn, _identity), f"dask ({name})"
+    n = int(workers) if workers is not None else (_cores() if n_records >= _AUTO_SERIAL_BELOW else 1)
+    if n < 1:
+        raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
+    shards = cut(n)
+    if n == 1 or len(shards) < 2:
+        return _serial(shards, params, progress, total, fn), "serial"
+    n = min(n, len(shards))
+    return _processes(shards, params, n, progress, total, fn, _identity), f"processes ({n})"
+
+
+def _identity(shard):
+    return shard

@@ -182,8 +182,10 @@ def _print_plain(title, kinds, cats, errors, source, file, limit):
 class Progress:
     """``progress(done, total)`` callback: a bar (rich) on stderr once a run passes a second."""
 
-    def __init__(self, label: str = "checking images", delay: float = 1.0, stream=None):
+    def __init__(self, label: str = "checking images", delay: float = 1.0, stream=None,
+                 unit: str = "images"):
         self.label, self.delay, self.stream = label, delay, stream or sys.stderr
+        self.unit = unit
         self.t0 = time.monotonic()
         self.bar = self.task = None
         self.last_plain = 0.0
@@ -205,7 +207,7 @@ class Progress:
             self.bar.update(self.task, completed=done)
         elif now - self.last_plain >= 2.0 or done == total:
             self.last_plain = now
-            print(f"{self.label}: {done}/{total} images ({now - self.t0:.0f} s)", file=self.stream,
+            print(f"{self.label}: {done}/{total} {self.unit} ({now - self.t0:.0f} s)", file=self.stream,
                   flush=True)
 
     def close(self) -> None:
@@ -403,3 +405,38 @@ def write_html(result, data: dict, out_dir, images_dir=None, max_pictures: int =
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(page)
     return path
+
+
+# ------------------------------------------------------------------------------ any table
+
+def print_table(title: str, columns: list, rows: list, file=None, plain=None) -> None:
+    """One table on the terminal (rich when installed, else plain text) for any command.
+
+    ``columns``: ``[(header, "left"|"right"), ...]``; ``rows``: lists of values (printed with
+    ``str``). Used by ``fastiou sweep`` and ``fastiou anchors``.
+    """
+    file = file or sys.stdout
+    try:
+        if plain:
+            raise ImportError
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        head = [c for c, _ in columns]
+        cells = [[str(x) for x in r] for r in rows]
+        w = [max(len(x) for x in col) for col in zip(head, *cells)] if cells else [len(h) for h in head]
+        print(title, file=file)
+        for k, r in enumerate([head, ["-" * n for n in w]] + cells):
+            print("  ".join(x.rjust(n) if just == "right" and k != 1 else x.ljust(n)
+                            for x, n, (_, just) in zip(r, w, columns)).rstrip(), file=file)
+        return
+    tty = hasattr(file, "isatty") and file.isatty()
+    con = Console(file=file, highlight=False, width=None if tty else 120)
+    t = Table(title=title, title_justify="left")
+    for col, just in columns:
+        t.add_column(col, justify=just)
+    for r in rows:
+        t.add_row(*(Text(str(x)) for x in r))
+    con.print(t)
+

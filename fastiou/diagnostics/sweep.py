@@ -73,6 +73,7 @@ COCOeval reports -1 for a number it cannot compute (no ground truth in an area r
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -248,7 +249,7 @@ def _read(preds, images, cats, want_masks) -> _Read:
             if box is None and not has_seg:
                 raise _Bad("bad_record", "neither 'bbox' nor 'segmentation'")
             if has_seg:
-                out.masks[i] = _mask(r, None if images is None else images[iid])
+                out.masks[i] = _mask(r, None if images is None else images[iid])  # None: size unknown
             out.boxes[i] = box
             out.per_image.setdefault(iid, []).append(i)
         except _Bad as e:
@@ -387,9 +388,17 @@ def sweep_image(item: dict, p: dict) -> dict:
     return {"keep": [k.astype(np.int32) for k in keeps], "counts": counts, "resolved": resolved}
 
 
+def _builtin_dtype(item: dict) -> dict:
+    """The item's arrays viewed with numpy's own dtype objects. An array that crossed a pickle
+    (a worker process, dask) carries an equal but distinct dtype object, which fastiou._C's
+    dtype check (an identity test, csrc/bindings_common.h) refuses as of this writing."""
+    return {k: v.view(np.dtype(v.dtype.name)) if isinstance(v, np.ndarray) else v
+            for k, v in item.items()}
+
+
 def sweep_shard(shard, params: dict) -> list:
     """The worker entry point: ``sweep_image`` over consecutive images."""
-    return [sweep_image(item, params) for item in shard]
+    return [sweep_image(_builtin_dtype(item), params) for item in shard]
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -481,6 +490,28 @@ def _best(settings: list, with_ap: bool):
     return max(range(len(settings)), key=key)
 
 
+def _load_gt(gt, evaluator):
+    """``(COCO object, name, evaluator label, COCOeval class, {image id: (h, w)}, {cat id: name})``,
+    all None without ground truth."""
+    if gt is None:
+        return None, None, None, None, None, None
+    data, name = _coco.load(gt)
+    if data is gt:   # COCOeval writes into the annotations (segm: polygons become RLE)
+        data = copy.deepcopy(gt)
+    label, COCO, Eval = _evaluator(evaluator)
+    try:
+        g = _gt_coco(COCO, data)
+    except Exception as e:  # pycocotools asserts and indexes: no traceback for a bad file
+        raise _coco.UnusableInput(f"{name}: the evaluator cannot read it ({type(e).__name__}: {e})") \
+            from None
+    images = {i["id"]: (i.get("height"), i.get("width")) if _coco._is_size(i.get("height")) and
+              _coco._is_size(i.get("width")) else None
+              for i in g.dataset.get("images", []) if isinstance(i, dict) and "id" in i}
+    cats = {c["id"]: c.get("name") for c in g.dataset.get("categories", [])
+            if isinstance(c, dict) and "id" in c}
+    return g, name, label, Eval, images, cats
+
+
 def _keys(mode, groups, cat_ids, out):
     """Category id -> the integer NMS key of the mode (None: agnostic)."""
     if mode == "agnostic":
@@ -537,20 +568,7 @@ def sweep(predictions, gt=None, iou=DEFAULT_IOU, score=None, masks: bool = False
     if resolve_overlaps and not masks:
         raise ValueError("resolve_overlaps needs mask NMS (masks=True, --masks)")
     preds, name = _coco.load(predictions, expect=list)
-    gt_coco = label = Eval = images = cats = None
-    gt_name = None
-    if gt is not None:
-        gt_data, gt_name = _coco.load(gt)
-        label, COCO, Eval = _evaluator(evaluator)
-        try:
-            gt_coco = _gt_coco(COCO, gt_data)
-        except Exception as e:  # pycocotools asserts and indexes: no traceback for a bad file
-            raise _coco.UnusableInput(f"{gt_name}: the evaluator cannot read it ({type(e).__name__}: {e})") \
-                from None
-        images = {i["id"]: (i.get("height"), i.get("width")) for i in gt_coco.dataset.get("images", [])
-                  if isinstance(i, dict) and "id" in i}
-        cats = {c["id"]: c.get("name") for c in gt_coco.dataset.get("categories", [])
-                if isinstance(c, dict) and "id" in c}
+    gt_coco, gt_name, label, Eval, images, cats = _load_gt(gt, evaluator)
     rd = _read(preds, images, cats, masks)
     _check_masks(rd, preds)
     if not preds:

@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     from .cli import _same_file
     from .coco import UnusableInput
     from .report import Progress, print_table
-    from .sweep import sweep
+    from .sweep import parse_spec, sweep
 
     def fail(msg):
         print(f"fastiou sweep: {msg}", file=sys.stderr)
@@ -189,9 +189,18 @@ def main(argv=None) -> int:
         for src in (args.predictions, args.gt):
             if out and src and _same_file(src, out):
                 return fail(f"{opt} {out}: would overwrite the input file")
+    try:
+        ious = parse_spec(args.iou, "--iou")
+        scores = parse_spec(args.score, "--score", -math.inf, math.inf)
+    except ValueError as e:
+        return fail(str(e))
+    if not 0.0 <= args.overlap_iou <= 1.0:
+        return fail(f"--overlap-iou: expected a number in [0, 1], got {args.overlap_iou}")
+    if args.resolve_overlaps and not args.masks:
+        return fail("--resolve-overlaps needs mask NMS (--masks)")
     bar, ebar = Progress("sweeping images"), Progress("COCOeval", unit="settings")
     try:
-        r = sweep(args.predictions, gt=args.gt, iou=args.iou, score=args.score, masks=args.masks,
+        r = sweep(args.predictions, gt=args.gt, iou=ious, score=scores or None, masks=args.masks,
                   mode=args.mode, resolve_overlaps=args.resolve_overlaps, workers=args.workers,
                   dask=args.dask, overlap_iou=args.overlap_iou, evaluator=args.evaluator,
                   progress=bar, eval_progress=ebar)

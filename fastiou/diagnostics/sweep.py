@@ -169,7 +169,10 @@ class _Bad(Exception):
 
 
 def _finite(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    t = type(v)
+    if t is float or t is int:   # what JSON gives, without the slower ABC check
+        return math.isfinite(v)
+    return isinstance(v, numbers.Real) and t is not bool and math.isfinite(v)
 
 
 def _box(rec):
@@ -210,7 +213,7 @@ def _mask(rec, hw):
 @dataclass
 class _Read:
     per_image: dict = field(default_factory=dict)    # image id -> [record index]
-    boxes: dict = field(default_factory=dict)        # record index -> xywh (None: from the mask)
+    xywh: np.ndarray = None                          # (records, 4); NaN rows: from the mask
     masks: dict = field(default_factory=dict)        # record index -> RLE dict
     messages: list = field(default_factory=list)
 
@@ -222,11 +225,46 @@ def _message(kind, i, rec, text) -> dict:
             "category_id": cid if _coco._is_id(cid) else None, "message": text}
 
 
+def _fast_boxes(preds, images, cats, want_masks, xywh) -> np.ndarray:
+    """The well-formed box-only records, checked as one array (their boxes written to ``xywh``);
+    the others go through ``_read``'s record-by-record checks, which name each fault."""
+    ok = np.zeros(len(preds), bool)
+    if want_masks:
+        return ok
+    cand = []
+    for i, r in enumerate(preds):
+        if type(r) is dict and "segmentation" not in r:
+            iid, cid, s, b = r.get("image_id"), r.get("category_id"), r.get("score"), r.get("bbox")
+            if type(iid) is int and type(cid) is int and (type(s) is float or type(s) is int) \
+                    and type(b) is list and len(b) == 4 and (images is None or iid in images) \
+                    and (cats is None or cid in cats):
+                cand.append(i)
+    if not cand:
+        return ok
+    try:
+        arr = np.array([preds[i]["bbox"] for i in cand])
+        sc = np.array([preds[i]["score"] for i in cand])
+    except (ValueError, TypeError, OverflowError):
+        return ok
+    if arr.ndim != 2 or arr.dtype.kind not in "fi" or sc.dtype.kind not in "fi":
+        return ok
+    arr = arr.astype(np.float64)
+    good = np.isfinite(arr).all(1) & (arr[:, 2:] >= 0).all(1) & np.isfinite(sc)
+    idx = np.asarray(cand)[good]
+    ok[idx] = True
+    xywh[idx] = arr[good]
+    return ok
+
+
 def _read(preds, images, cats, want_masks) -> _Read:
     """Checks every record; ``images``/``cats``: the ground truth's ({id: (h, w)}, {id: name}) or
     None. Records that cannot be swept become messages."""
-    out = _Read()
+    out = _Read(xywh=np.full((len(preds), 4), np.nan))
+    fast = _fast_boxes(preds, images, cats, want_masks, out.xywh)
     for i, r in enumerate(preds):
+        if fast[i]:
+            out.per_image.setdefault(r["image_id"], []).append(i)
+            continue
         try:
             if not isinstance(r, dict):
                 raise _Bad("bad_record", f"expected an object, got a {type(r).__name__}")
@@ -250,7 +288,8 @@ def _read(preds, images, cats, want_masks) -> _Read:
                 raise _Bad("bad_record", "neither 'bbox' nor 'segmentation'")
             if has_seg:
                 out.masks[i] = _mask(r, None if images is None else images[iid])  # None: size unknown
-            out.boxes[i] = box
+            if box is not None:
+                out.xywh[i] = box
             out.per_image.setdefault(iid, []).append(i)
         except _Bad as e:
             out.messages.append(_message(e.kind, i, r, str(e)))
@@ -293,8 +332,7 @@ def _items(preds, rd: _Read, keys, labels, use_masks: bool) -> list:
         if not idx:
             continue
         rles = [rd.masks[i] for i in idx] if use_masks else None
-        xywh = np.array([rd.boxes[i] if rd.boxes[i] is not None else [np.nan] * 4 for i in idx],
-                        np.float64).reshape(-1, 4)
+        xywh = rd.xywh[idx]
         missing = np.isnan(xywh[:, 0])
         if missing.any():
             xywh[missing] = rle.to_bbox([rd.masks[i] for i, m in zip(idx, missing) if m])
@@ -351,6 +389,42 @@ def _resolved(item, k):
     return enc, rle.iou(enc, enc, np.zeros(len(enc), bool))
 
 
+def _counts(ov, item, keeps, p) -> np.ndarray:
+    """``(S, T, 3)``: per (score, IoU threshold) the kept detections and the same- and
+    cross-category pairs among them whose IoU in ``ov`` is above the overlap threshold."""
+    n = item["scores"].shape[0]
+    kept = np.zeros((len(keeps), n), bool)
+    for t, k in enumerate(keeps):
+        kept[t, k] = True
+    a, b = np.nonzero(np.triu(ov > p["overlap_iou"], 1))
+    same = item["labels"][a] == item["labels"][b]
+    out = np.zeros((len(p["score"]), len(keeps), 3), np.int64)
+    for si, s in enumerate(p["score"]):
+        v = kept if s is None else kept & (item["scores"] > s)
+        alive = v[:, a] & v[:, b]
+        out[si, :, 0] = v.sum(1)
+        out[si, :, 1] = alive[:, same].sum(1)
+        out[si, :, 2] = alive[:, ~same].sum(1)
+    return out
+
+
+def _resolved_counts(item, keeps, p):
+    """``_counts`` on the masks after ``resolve_overlaps`` (one run per distinct kept set), and
+    those masks per threshold."""
+    out = np.zeros((len(p["score"]), len(keeps), 3), np.int64)
+    resolved, cache = [], {}
+    for t, k in enumerate(keeps):
+        key = k.tobytes()
+        if key not in cache:
+            enc, sub = _resolved(item, k)
+            one = {"scores": item["scores"][k], "labels": item["labels"][k]}
+            cache[key] = enc, _counts(sub, one, [np.arange(k.size)], p)[:, 0]
+        enc, c = cache[key]
+        resolved.append(enc)
+        out[:, t] = c
+    return out, resolved
+
+
 def sweep_image(item: dict, p: dict) -> dict:
     """One image: every IoU threshold's kept set, and per (score, IoU) setting the detections
     kept and the overlapping pairs left (same category, cross category)."""
@@ -367,24 +441,10 @@ def sweep_image(item: dict, p: dict) -> dict:
         keeps = [np.asarray(k) for k in nms_sweep(item["boxes"], scores, ths, item["keys"])]
     if ov is None:
         ov = np.asarray(box_iou(item["boxes"], item["boxes"]), np.float64)
-    counts = np.zeros((len(p["score"]), len(ths), 3), np.int64)
-    resolved, cache = ([] if p["resolve"] else None), {}
-    for t, k in enumerate(keeps):
-        if p["resolve"]:
-            key = k.tobytes()
-            if key not in cache:
-                cache[key] = _resolved(item, k)
-            enc, sub = cache[key]
-            resolved.append(enc)
-        else:
-            sub = ov[np.ix_(k, k)]
-        pairs = np.triu(sub > p["overlap_iou"], 1)
-        lab = item["labels"][k]
-        same = pairs & (lab[:, None] == lab[None, :])
-        cross = pairs & ~same
-        for si, s in enumerate(p["score"]):
-            v = np.ones(k.size, bool) if s is None else scores[k] > s
-            counts[si, t] = (v.sum(), same[np.ix_(v, v)].sum(), cross[np.ix_(v, v)].sum())
+    if p["resolve"]:
+        counts, resolved = _resolved_counts(item, keeps, p)
+    else:
+        counts, resolved = _counts(ov, item, keeps, p), None
     return {"keep": [k.astype(np.int32) for k in keeps], "counts": counts, "resolved": resolved}
 
 

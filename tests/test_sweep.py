@@ -455,3 +455,14 @@ def test_cli_unusable_input(tmp_path, args, msg):
     (tmp_path / "dict.json").write_text("{}")
     p = _cli(*args, cwd=tmp_path)
     assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_faster_coco_eval_gives_the_same_numbers():
+    pytest.importorskip("faster_coco_eval", reason="faster-coco-eval is optional (extra 'eval')")
+    gt, preds = synthetic(seed=11, n_images=4)
+    for masks in (False, True):
+        a = sweep(preds, gt=gt, iou="0.4,0.7", masks=masks, workers=1, evaluator="pycocotools")
+        b = sweep(preds, gt=gt, iou="0.4,0.7", masks=masks, workers=1, evaluator="faster-coco-eval")
+        assert b.evaluator == "faster-coco-eval"
+        for x, y in zip(a.settings, b.settings):
+            assert [y[k] for k in STATS] == pytest.approx([x[k] for k in STATS], abs=1e-12)

@@ -78,7 +78,8 @@ def summary_lines(r) -> list:
     """The title and the verdict lines (the table is printed between them)."""
     p, c = r.parameters, r.counts
     what = "mask" if p["masks"] else "box"
-    mode = p["mode"] + ("" if not p["groups"] else f" ({len(p['groups'])} groups)")
+    mode = {"class": "class-aware", "agnostic": "class-agnostic"}.get(
+        p["mode"], f"agnostic within {len(p['groups'] or [])} groups of classes")
     head = (f"fastiou sweep: {r.source}: {c['predictions']} predictions, {c['used']} swept on "
             f"{c['images']} images ({c['categories']} categories); {what} NMS, {mode}"
             f"{', resolve_overlaps' if p['resolve_overlaps'] else ''}; {len(p['iou'])} IoU x "

@@ -16,8 +16,7 @@ import pytest
 
 from conftest import oracles_required, require
 
-diag = pytest.importorskip("fastiou.diagnostics")
-from fastiou.diagnostics import check  # noqa: E402
+from fastiou.diagnostics import check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("FASTIOU_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))

@@ -60,8 +60,11 @@ def load(coco) -> tuple[dict, str]:
     except RecursionError:
         raise UnusableInput(f"{path}: not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
+        hint = ""
+        if isinstance(data, list) and data and isinstance(data[0], dict) and "score" in data[0]:
+            hint = " (a list of scored detections: a results file, not a COCO instances file)"
         raise UnusableInput(f"{path}: expected a JSON object with 'images', 'annotations' and "
-                            f"'categories', got a JSON {type(data).__name__}")
+                            f"'categories', got a JSON {type(data).__name__}{hint}")
     return data, path
 
 

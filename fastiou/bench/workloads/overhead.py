@@ -84,7 +84,12 @@ def _kernel_box_iou(b1: np.ndarray, b2: np.ndarray):
     x1 = np.ascontiguousarray(b1, np.float32).reshape(1, -1, 4)
     x2 = np.ascontiguousarray(b2, np.float32).reshape(1, -1, 4)
     out = np.empty((1, x1.shape[1], x2.shape[1]), np.float32)
-    return (lambda: C.box_pairwise(x1, x2, out, mode, fmt, 0.0)), (lambda _: out[0].astype(np.float64))
+
+    def call():
+        C.box_pairwise(x1, x2, out, mode, fmt, 0.0)
+        return out
+
+    return call, (lambda r: r[0].astype(np.float64))
 
 
 def _kernel(build: Callable[[], tuple[Callable, Callable]]) -> Contender:

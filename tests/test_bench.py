@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 import reference
-from conftest import require
 from fastiou import _inputs
 from fastiou.bench.workloads import boxes as wboxes
 from fastiou.bench.workloads import masks as wmasks

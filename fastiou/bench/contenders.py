@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from fastiou.bench.registry import Contender
+from fastiou.bench.threads import stacked, torch_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastiou.bench.env import Env
@@ -21,8 +22,6 @@ def baselines(env: "Env", tv_name: str | Callable | None, tv_args: tuple, numpy_
     """torchvision (torch's default threads; on CPU also one thread), or ``numpy_fn``
     when torchvision is not installed. ``tv_name`` is a ``torchvision.ops`` name, or a
     function built on torchvision (a post-processing loop) called with ``tv_args``."""
-    from fastiou.bench.env import torch_threads
-
     tv_kwargs = dict(tv_kwargs or {})
     if env.tv_ops is not None and tv_name is not None:
         fn = getattr(env.tv_ops, tv_name) if isinstance(tv_name, str) else tv_name
@@ -53,8 +52,6 @@ def fastiou_variants(env: "Env", fn_name: str, args: tuple, kwargs: dict | None 
     the device of ``args[0]``, of ``expect_dtype`` (``typed(result)`` of them, when the
     result is a tuple). ``fn`` replaces ``fastiou.<fn_name>`` by a function that calls
     fastiou (a whole post-processing step); ``canon`` is passed on to the contenders."""
-    from fastiou.bench.env import stacked
-
     kwargs = dict(kwargs or {})
     if fn is None:
         fn = getattr(env.fastiou, fn_name, None)

@@ -20,6 +20,10 @@ from fastiou.bench.registry import WORKLOADS, Workload, load_workloads, selected
 SCHEMA = 1
 
 
+class BenchUnavailable(RuntimeError):
+    """The run asked for cannot happen here (``--device cuda`` without a CUDA device)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fastiou bench",
@@ -109,7 +113,7 @@ def run(workloads: list[str] | None = None, *, device: str = "cpu", quick: bool 
     chosen = selected(workloads)
     env = Env(device, quick)
     if device == "cuda" and (env.torch is None or not env.torch.cuda.is_available()):
-        raise RuntimeError("fastiou bench: --device cuda needs torch with a CUDA device "
+        raise BenchUnavailable("fastiou bench: --device cuda needs torch with a CUDA device "
                            f"({env.notes.get('torch') or 'torch.cuda.is_available() is False'})")
     settings = {"device": device, "quick": quick, "repeats": repeats or (3 if quick else 7),
                 "min_sample_s": min_sample or (0.02 if quick else 0.05),
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = run(args.only, device=args.device, quick=args.quick, repeats=args.repeats,
                   min_sample=args.min_sample, budget=args.budget, json_path=json_path, out=out, argv=argv)
-    except RuntimeError as exc:
+    except BenchUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return 2
     if json_path:
@@ -180,4 +184,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["SCHEMA", "build_parser", "run", "main"]
+__all__ = ["SCHEMA", "BenchUnavailable", "build_parser", "run", "main"]

@@ -14,7 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from fastiou import _inputs
-from fastiou.bench.env import Env, stacked, torch_threads
+from fastiou.bench.env import Env
+from fastiou.bench.threads import stacked, torch_threads
 from fastiou.bench.registry import Case, Contender, case_workload
 
 ORDER = 30

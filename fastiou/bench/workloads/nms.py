@@ -17,7 +17,7 @@ import numpy as np
 from fastiou import _inputs
 from fastiou.bench.contenders import k_label, torch_input_variant
 from fastiou.bench.env import Env
-from fastiou.bench.registry import Case, Contender, area_cases, case_workload
+from fastiou.bench.registry import Case, Contender, case_workload
 
 ORDER = 20
 

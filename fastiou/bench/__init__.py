@@ -4,7 +4,8 @@ Every figure this runner prints is a *ratio* against a baseline measured in the 
 interleaved with fastiou (absolute times on shared machines move by 2.5x between runs; the
 ratios hold), plus the distance from the physical floor (the time to allocate and write a
 fresh output of the same size) or, in the ``overhead`` workload, from the bare kernel.
-The workloads and targets are described in benchmarks/README.md.
+The workloads, the JSON and how to add an area are described in benchmarks/README.md of
+the source repository; ``fastiou bench --help`` and ``--list`` here.
 
 The package:
 

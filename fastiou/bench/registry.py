@@ -4,7 +4,8 @@ A *workload* (an id of BENCHMARKS.md, e.g. ``nms-sparse``) is a generator of :cl
 objects; a case is one (op, size, dtype, device) cell with its :class:`Contender` objects
 (baselines, fastiou variants, floors, the bare kernel). Workloads live in the modules of
 :mod:`fastiou.bench.workloads`; :func:`load_workloads` imports every module there, so a new
-area is one new module in that folder (see benchmarks/README.md, "Adding a workload").
+area is one new module in that folder (benchmarks/README.md of the source repository,
+"The package, and adding a workload").
 
 This module imports nothing but the standard library: the registry is cheap to import.
 """

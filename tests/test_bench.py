@@ -315,7 +315,7 @@ def test_cli_writes_the_json_fields_and_the_overhead_summary(tmp_path, tv_ops):
     assert {"cpu", "cores"} <= set(doc["machine"])
     row_keys = {"workload", "op", "size", "dtype", "device", "baseline", "baseline_s", "fastiou", "fastiou_s",
                 "ratio", "floor_s", "pct_floor", "floor_write_s", "pct_floor_write", "check", "baseline_check",
-                "skip", "kernel_s", "above_kernel_s"}
+                "skip", "kernel_s", "above_kernel_s", "kernel_min_s", "above_kernel_min_s"}
     assert doc["rows"] and all(row_keys <= set(r) for r in doc["rows"])
     assert {(r["op"], r["fastiou"]) for r in doc["rows"]} >= {("nms", "fastiou numpy"), ("nms", "fastiou torch"),
                                                             ("box_iou", "fastiou torch"),
@@ -323,6 +323,8 @@ def test_cli_writes_the_json_fields_and_the_overhead_summary(tmp_path, tv_ops):
     assert all(r["check"] == "ok" and r["kernel_check"] == "ok" for r in doc["rows"])
     for r in doc["rows"]:
         assert math.isclose(r["above_kernel_s"], r["fastiou_s"] - r["kernel_s"])
+        assert math.isclose(r["above_kernel_min_s"], r["fastiou_min_s"] - r["kernel_min_s"])
+        assert r["kernel_min_s"] <= r["kernel_s"] and r["fastiou_min_s"] <= r["fastiou_s"]
     saved = run_python(f"from fastiou.bench import main; main(['--report', {str(out)!r}])")
     assert saved.returncode == 0, saved.stderr
     assert "fastiou numpy" in saved.stdout and "above" in saved.stdout

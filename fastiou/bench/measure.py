@@ -315,7 +315,8 @@ def rows_of(record: dict) -> list[dict]:
     for b, f in _pairs(cs):
         bt = cs[b]["median_s"] if b else None
         ft = cs[f]["median_s"] if f else None
-        skip = "; ".join(s for s in ((cs[b]["skip"] if b else None), (cs[f]["skip"] if f else None)) if s)
+        skips = [s for s in ((cs[b]["skip"] if b else None), (cs[f]["skip"] if f else None)) if s]
+        skip = "; ".join(dict.fromkeys(skips))  # the same reason once
         row = {
             "workload": record["workload"], "op": record["op"], "size": record["size"],
             "dtype": record["dtype"], "device": record["device"],
@@ -331,5 +332,10 @@ def rows_of(record: dict) -> list[dict]:
         if kernel is not None:
             row.update(kernel_s=kt, above_kernel_s=ft - kt if ft is not None and kt is not None else None,
                        kernel_check=kernel["check"], kernel_skip=kernel["skip"])
+            # The fastest round too: on a shared machine interference only adds, so the
+            # minimum is the steadier estimate of a per-call cost (what timeit reports).
+            bm, fm, km = (cs[b]["min_s"] if b else None), (cs[f]["min_s"] if f else None), kernel["min_s"]
+            row.update(baseline_min_s=bm, fastiou_min_s=fm, kernel_min_s=km,
+                       above_kernel_min_s=fm - km if fm is not None and km is not None else None)
         rows.append(row)
     return rows

@@ -254,13 +254,15 @@ REAL_SEGM = "../shared/data/coco_val2014_segm_results_100img.json"
 
 
 def _real_path() -> str:
-    """The real predictions: ``shared/data`` beside the repository or inside it (a checkout
-    of the source tree), else ``REAL_SEGM`` relative to the working directory."""
+    """The real predictions: ``shared/data`` inside the source tree or beside it, or beside
+    one of its two parent folders (a worktree next to the main checkout), else ``REAL_SEGM``
+    relative to the working directory."""
     import os
 
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
     name = os.path.basename(REAL_SEGM)
-    for here in (os.path.join(root, REAL_SEGM), os.path.join(root, "shared", "data", name)):
+    for up in ("", "..", os.path.join("..", ".."), os.path.join("..", "..", "..")):
+        here = os.path.normpath(os.path.join(root, up, "shared", "data", name))
         if os.path.exists(here):
             return here
     return REAL_SEGM

@@ -18,6 +18,7 @@ change, the kernel row shows ``skip: <error>`` instead of a number (the other ro
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -154,7 +155,11 @@ def overhead_case(env: Env, op: str, n: int, m: int) -> Case:
     dtype_out = "float32" if op == "box_iou" else "int64"
     contenders += _fastiou_rows(env, fn, op, host, tens, thr, dtype_out)
     contenders.append(_kernel(kernel))
-    notes = dict(notes, fastiou_backend="default (cpp)",
+    forced = os.environ.get("FASTIOU_BACKEND", "").strip().lower()
+    if forced not in ("", "cpp"):
+        env.notes["overhead backend"] = (f"FASTIOU_BACKEND={forced}: the overhead workload's fastiou rows run "
+                                         f"{forced}, its kernel rows fastiou._C (cpp)")
+    notes = dict(notes, fastiou_backend=forced or "default (cpp)",
                  kernel="fastiou._C called with float32 boxes, float64 scores, int64 classes and a "
                         "preallocated output")
     size = {"nms": k_label(n), "box_iou": f"{n}x{m}", "batched_nms": f"{k_label(n)} c={m}"}[op]

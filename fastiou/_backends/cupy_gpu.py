@@ -3,6 +3,7 @@
 The same ``.cuh`` files that nvcc builds into fastiou._C_cuda, shipped as package data
 (fastiou/_csrc/, or csrc/ of a source checkout; see kernel_sources.py), compiled with the
 flags that matter (C++17, --fmad=false) and launched with the grid shapes of csrc/cuda/*.cu.
+fastiou/_dispatch.py has checked every call against fastiou/_backends/interface.py first.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ def _launch(filename, name, grid, block, device, stream, args):
 def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     batch, n, _ = boxes1.shape
     m = boxes2.shape[1]
-    assert boxes2.shape == (batch, m, 4) and out.shape == (batch, n, m)
     if batch * n * m == 0:
         return
     threads = 256 if m >= 256 else 128 if m >= 128 else 64 if m >= 64 else 32  # as box_iou.cu
@@ -86,7 +86,6 @@ def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
 
 def box_aligned(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     n = boxes1.shape[0]
-    assert boxes2.shape == (n, 4) and out.shape == (n,)
     if n == 0:
         return
     t = _TYPES[boxes1.dtype]
@@ -98,7 +97,6 @@ def box_aligned(boxes1, boxes2, out, mode, fmt, eps, *, stream):
 
 def box_area(boxes, out, fmt, *, stream):
     n = boxes.shape[0]
-    assert out.shape == (n,)
     if n == 0:
         return
     _launch("box_elementwise.cuh", f"fastiou::box_area_kernel<{_TYPES[boxes.dtype]}>", _grid_for(n, 256),
@@ -107,7 +105,6 @@ def box_area(boxes, out, fmt, *, stream):
 
 def box_convert(boxes, out, in_fmt, out_fmt, *, stream):
     n = boxes.shape[0]
-    assert out.shape == (n, 4)
     if n == 0:
         return
     _launch("box_elementwise.cuh", f"fastiou::box_convert_kernel<{_TYPES[boxes.dtype]}>",
@@ -117,7 +114,6 @@ def box_convert(boxes, out, in_fmt, out_fmt, *, stream):
 
 def masks_to_boxes(masks, out, *, stream):
     n, h, w = masks.shape
-    assert out.shape == (n, 4) and masks.dtype == "uint8"
     if n == 0:
         return
     if h >= 2**31 or w >= 2**31:
@@ -201,7 +197,6 @@ def _reduce(mask, n, cb, masks, col_end, order, keep, count, dest, flags):
 
 def nms(boxes, scores, classes, iou_threshold, keep, *, stream):
     n = boxes.shape[0]
-    assert boxes.shape == (n, 4) and scores.shape == (n,) and keep.shape == (n,)
     if n == 0:
         return 0
     cb = _nms_blocks(n, "nms")
@@ -231,7 +226,6 @@ def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
     n = boxes.shape[0]
     ths = [float(x) for x in thresholds]
     nt = len(ths)
-    assert keep.shape == (nt, n)
     if n == 0 or nt == 0:
         return [0] * nt
     cb = _nms_blocks(n, "nms_sweep")
@@ -258,7 +252,6 @@ def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
 
 def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_scores, *, stream):
     n = boxes.shape[0]
-    assert scores.shape == (n,) and keep.shape == (n,) and new_scores.shape == (n,)
     if n == 0:
         return 0
     dt = boxes.dtype
@@ -276,7 +269,6 @@ def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_s
 
 def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
     n = boxes.shape[0]
-    assert scores.shape == (n,) and labels.shape == (n,) and out.shape == (n,)
     if n == 0:
         return
     _nms_blocks(n, "matrix_nms")
@@ -319,8 +311,6 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
     bsz, n, c = scores.shape
     cb = boxes.shape[2]
     k = out_scores.shape[1]
-    assert boxes.shape == (bsz, n, cb, 4) and cb in (1, c) and num.shape == (bsz,)
-    assert out_boxes.shape == (bsz, k, 4) and out_classes.shape == (bsz, k) and out_indices.shape == (bsz, k)
     if bsz == 0 or k == 0:
         return
     if c == 0:
@@ -394,7 +384,6 @@ def _stats(bits, boxes, areas, n: int, h: int, ww: int) -> None:
 def pack_masks(masks, bits, boxes, areas, *, stream):
     n, h, w = masks.shape
     ww = -(-w // 64)
-    assert masks.dtype == "uint8" and bits.shape == (n, h, ww) and boxes.shape == (n, 4) and areas.shape == (n,)
     if n == 0:
         return
     if w > _INT_MAX:
@@ -413,7 +402,6 @@ def pack_masks(masks, bits, boxes, areas, *, stream):
 def unpack_masks(bits, out, *, stream):
     n, h, w = out.shape
     ww = -(-w // 64)
-    assert out.dtype == "uint8" and bits.shape == (n, h, ww)
     if n * h * w == 0:
         return
     if w > _INT_MAX:
@@ -427,7 +415,6 @@ def unpack_masks(bits, out, *, stream):
 
 def packed_stats(bits, boxes, areas, *, stream):
     n, h, ww = bits.shape
-    assert boxes.shape == (n, 4) and areas.shape == (n,)
     if n == 0:
         return
     _check_packed(h, ww, "packed_stats")
@@ -466,8 +453,6 @@ def _mask_iou(b1, box1, a1, n, b2, box2, a2, m, h, ww, out, device):
 def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
     n, h, ww = bits1.shape
     m = bits2.shape[0]
-    assert bits2.shape == (m, h, ww) and out.shape == (n, m) and out.dtype == "float32"
-    assert boxes1.shape == (n, 4) and boxes2.shape == (m, 4) and areas1.shape == (n,) and areas2.shape == (m,)
     if n == 0 or m == 0:
         return
     _check_packed(h, ww, "mask_iou")
@@ -490,7 +475,6 @@ def _mask_nms_blocks(n: int, what: str) -> int:
 
 def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
     n, h, ww = bits.shape
-    assert boxes.shape == (n, 4) and areas.shape == (n,) and scores.shape == (n,) and keep.shape == (n,)
     if n == 0:
         return 0
     cb = _mask_nms_blocks(n, "mask_nms")
@@ -510,8 +494,6 @@ def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
 
 def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, stream):
     n, h, ww = bits.shape
-    assert boxes.shape == (n, 4) and areas.shape == (n,) and scores.shape == (n,) and labels.shape == (n,)
-    assert out.shape == (n,) and scores.dtype == "float32" and out.dtype == "float32"
     if n == 0:
         return
     _mask_nms_blocks(n, "mask_matrix_nms")
@@ -535,7 +517,6 @@ def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, s
 
 def resolve_overlaps(bits, scores, out_bits, *, stream):
     n, h, ww = bits.shape
-    assert scores.shape == (n,) and out_bits.shape == bits.shape
     if n == 0 or h * ww == 0:
         return
     if n > _INT_MAX:

@@ -5,15 +5,14 @@ floors of writing an output, and fastiou on torch CPU tensors."""
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from fastiou.bench.registry import Contender
 from fastiou.bench.threads import stacked, torch_threads
 
-if TYPE_CHECKING:  # pragma: no cover
-    from fastiou.bench.env import Env
+# ``Env`` in annotations is fastiou.bench.env.Env, not imported here: env imports this module.
 
 
 def baselines(env: "Env", tv_name: str | Callable | None, tv_args: tuple, numpy_fn: Callable | None,

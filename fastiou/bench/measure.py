@@ -21,15 +21,14 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from fastiou.bench.probe import first_line
 from fastiou.bench.registry import Case, Contender
 
-if TYPE_CHECKING:  # pragma: no cover
-    from fastiou.bench.env import Env
+# ``Env`` in annotations is fastiou.bench.env.Env, not imported here: env imports this module.
 
 #: The kinds whose results are checked against the reference.
 CHECKED = ("fastiou", "kernel")

@@ -16,12 +16,10 @@ import contextlib
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-
-    from fastiou.bench.env import Env
+# ``Env`` in annotations is fastiou.bench.env.Env (which imports this module), ``np`` numpy:
+# neither is imported here, so that the registry stays a leaf.
 
 #: The kinds of contender. ``kernel``: the backend function called directly with prepared
 #: arrays (the ``overhead`` workload), the floor of fastiou's own call path.

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Callable, ContextManager
+from typing import Callable, ContextManager
 
 from fastiou.bench.probe import fastiou_info
 
-if TYPE_CHECKING:  # pragma: no cover
-    from fastiou.bench.env import Env
+# ``Env`` in annotations is fastiou.bench.env.Env, not imported here: env imports this module.
 
 
 @contextlib.contextmanager

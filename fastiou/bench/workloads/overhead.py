@@ -76,13 +76,13 @@ def _kernel_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | Non
 
 def _kernel_box_iou(b1: np.ndarray, b2: np.ndarray):
     """(call, canon) of ``_C.box_pairwise(boxes1 (1,N,4), boxes2 (1,M,4), out (1,N,M), mode,
-    fmt, eps)`` for the IoU of xyxy boxes (codes from fastiou._dispatch)."""
+    fmt, eps)`` for the IoU of xyxy boxes (codes from the backend interface table)."""
     C, why = _extension()
     if C is None:
         raise RuntimeError(why)
-    from fastiou import _dispatch
+    from fastiou._backends.interface import FORMATS, MODES
 
-    mode, fmt = _dispatch.MODES["iou"], _dispatch.FORMATS["xyxy"]
+    mode, fmt = MODES["iou"], FORMATS["xyxy"]
     x1 = np.ascontiguousarray(b1, np.float32).reshape(1, -1, 4)
     x2 = np.ascontiguousarray(b2, np.float32).reshape(1, -1, 4)
     out = np.empty((1, x1.shape[1], x2.shape[1]), np.float32)

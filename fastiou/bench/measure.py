@@ -241,6 +241,8 @@ def _contender_record(r: _Run, check: str | None) -> dict:
 def measure(env: "Env", case: Case, repeats: int, min_sample: float, case_budget: float,
             min_repeats: int = 3) -> dict:
     """Measure every contender of ``case`` interleaved; return the case's JSON record."""
+    if case.min_sample is not None:
+        min_sample = case.min_sample
     runs = [_Run(c, error=c.skip) for c in case.contenders]
     live = [r for r in runs if r.error is None]
     gc.collect()
@@ -267,6 +269,7 @@ def measure(env: "Env", case: Case, repeats: int, min_sample: float, case_budget
     return {
         "workload": case.workload, "op": case.op, "size": case.size, "dtype": case.dtype,
         "device": case.device, "repeats": done, "seconds": time.perf_counter() - t_case,
+        "min_sample_s": min_sample,
         "contenders": {r.c.name: _contender_record(r, checks.get(r.c.name)) for r in runs},
         "notes": notes,
     }

@@ -65,7 +65,9 @@ class Case:
     in order: index results), ``"set"`` (the same elements, or rows, in any order: detections
     whose order at equal scores is not defined). ``baseline_compare`` (default ``compare``)
     is how the baselines are checked against ``reference``. ``min_repeats``: at least this
-    many timed rounds (cheap cases whose figures are differences, as ``overhead``'s).
+    many timed rounds; ``min_sample``: this case's shortest sample in seconds, instead of the
+    run's (``overhead`` takes many short rounds: on a shared machine a short sample has a
+    better chance to fall between two interruptions, and its figures are the fastest rounds).
     """
 
     workload: str
@@ -81,6 +83,7 @@ class Case:
     compare: str = "close"
     baseline_compare: str | None = None
     min_repeats: int = 0
+    min_sample: float | None = None
 
 
 @dataclass

@@ -9,7 +9,8 @@ kernel's: argument checks, dtype conversions (float32 scores to the kernel's flo
 output allocation, the return trim, the torch <-> numpy wrapping. Targets (issue 8): numpy
 <= 5 us above the kernel, torch CPU tensors <= 10 us, fastiou on torch tensors never slower
 than torchvision. The table's rows are medians, as everywhere; the summary after them uses
-the fastest round of each contender (interference on a shared machine only adds time).
+the fastest round of each contender (interference on a shared machine only adds time), from
+many short rounds (``ROUNDS`` x ``SAMPLE_S``).
 
 The kernel rows call private extension functions with their current signatures; when those
 change, the kernel row shows ``skip: <error>`` instead of a number (the other rows still run).
@@ -39,6 +40,9 @@ NUMPY_ABOVE_KERNEL_S = 5e-6
 TORCH_ABOVE_KERNEL_S = 10e-6
 NUMPY_ROW, TORCH_ROW, KERNEL_ROW = "fastiou numpy", "fastiou torch", "kernel"
 IOU_THRESHOLD = 0.5
+#: Many short interleaved rounds (a 2 ms sample often falls between two interruptions of a
+#: busy machine; the summary takes each contender's fastest): about 2 s for the workload.
+ROUNDS, SAMPLE_S = 41, 0.002
 
 
 def overhead_params(device: str, quick: bool) -> list[tuple]:
@@ -173,7 +177,8 @@ def overhead_case(env: Env, op: str, n: int, m: int) -> Case:
         else:
             kw["reference"] = lambda: np_batched_nms(*host, IOU_THRESHOLD).astype(np.float64)
         kw["baseline_compare"] = "set"
-    return Case("overhead", op, size, "float32", env.device, contenders, notes=notes, min_repeats=9, **kw)
+    return Case("overhead", op, size, "float32", env.device, contenders, notes=notes,
+                min_repeats=ROUNDS, min_sample=SAMPLE_S, **kw)
 
 
 # --------------------------------------------------------------------------------------------

@@ -143,10 +143,26 @@ def use_backend(name: str):
         _forced.reset(token)
 
 
+# FASTIOU_BACKEND is read at every call: through os.environ's own dict where CPython has one (a
+# dict lookup; os.environ.get encodes the key each time, several times the cost of a small kernel).
+_ENV_DATA = getattr(os.environ, "_data", None)
+try:
+    _ENV_KEY = os.environ.encodekey("FASTIOU_BACKEND")
+except AttributeError:  # not CPython's _Environ
+    _ENV_DATA = None
+
+
+def _env_backend() -> str:
+    if _ENV_DATA is None:
+        return os.environ.get("FASTIOU_BACKEND", "")
+    raw = _ENV_DATA.get(_ENV_KEY)
+    return "" if raw is None else os.environ.decodevalue(raw)
+
+
 def _forced_backend() -> str | None:
     name = _forced.get()
     if name is None:
-        name = os.environ.get("FASTIOU_BACKEND", "").strip().lower() or None
+        name = _env_backend().strip().lower() or None
         if name is not None and name not in BACKENDS:
             raise ValueError(f"FASTIOU_BACKEND: expected one of {', '.join(BACKENDS)}, got {name!r}")
     return name

@@ -245,3 +245,54 @@ def test_low_modules_do_not_import_public_ops():
         if mod.startswith("fastiou.compat."):
             private = {d for d in deps if d.rsplit(".", 1)[-1].startswith("_")}
             assert not private, f"{mod} uses private modules {private}"
+
+
+# ---- launch geometry: one definition (csrc/include/fastiou/launch.h) for CUDA and CuPy
+
+def test_cupy_adapter_types_no_launch_constant():
+    """cupy_gpu.py takes block sizes, split rules and workspace layouts from fastiou._C
+    (launch.h): no module-level number of its own, and every name it reads exists."""
+    from fastiou import _C
+    tree = ast.parse(BACKEND_FILES["cupy"].read_text())
+    allowed = {"_INT_MAX"}  # a limit of int32 indexing, not a launch parameter
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.BinOp)):
+            names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+            value = node.value
+            if isinstance(value, ast.Constant) and not isinstance(value.value, (int, float)):
+                continue
+            assert names <= allowed, f"cupy_gpu.py types a launch number: {names}"
+    geometry = _C.launch_geometry()
+    used = {n.slice.value for n in ast.walk(tree) if isinstance(n, ast.Subscript)
+            and isinstance(n.value, ast.Name) and n.value.id == "_G" and isinstance(n.slice, ast.Constant)}
+    assert used and used <= set(geometry), used - set(geometry)
+    calls = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+             and isinstance(n.value, ast.Name) and n.value.id == "_C"}
+    assert calls <= set(dir(_C)), calls - set(dir(_C))
+
+
+def test_launch_rules_on_the_cpu():
+    from fastiou import _C
+    g = _C.launch_geometry()
+    assert g["kNmsTile"] == 64 and g["kMcElemBytes"] == 16
+    assert [_C.pairwise_threads(m) for m in (1, 64, 128, 255, 256, 10**6)] == [32, 64, 128, 128, 256, 256]
+    lay = _C.mc_layout(3, 100, 80, 300)
+    offsets = [lay[k] for k in ("cand", "tmp", "m", "kc", "removed", "lists_a", "lists_b", "lens_a",
+                                "lens_b", "total")]
+    assert offsets == sorted(offsets) and all(o % 256 == 0 for o in offsets)
+    assert lay["tmp"] - lay["cand"] >= 3 * 80 * 100 * 16  # a (key, tie) pair per candidate
+    # one wave of blocks for few tiles, never more splits than chunks of work
+    assert _C.mask_iou_splits(100, 100, 1024, 16, 132) >= 1
+    assert _C.mask_iou_splits(1, 1, 1, 1, 132) == 1
+
+
+def test_cuda_module_compiled_the_same_layout():
+    """Where fastiou._C_cuda was built (nvcc found at install; no GPU needed to import it),
+    its workspace size is the one the CuPy backend allocates."""
+    try:
+        from fastiou import _C_cuda
+    except ImportError as e:
+        pytest.skip(f"fastiou._C_cuda not built here: {e}")
+    from fastiou import _C
+    for g, n, c, k in [(1, 1, 1, 1), (2, 100, 80, 300), (7, 8400, 80, 300), (1, 0, 3, 5)]:
+        assert _C_cuda.multiclass_nms_workspace(n, c, k, g) == _C.mc_layout(g, n, c, k)["total"]

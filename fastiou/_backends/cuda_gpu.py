@@ -6,7 +6,7 @@ shapes, contiguity) before it reaches these functions; the extension trusts thos
 
 from __future__ import annotations
 
-from .. import _C_cuda as _ext
+from .. import _C, _C_cuda as _ext
 
 
 def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
@@ -73,7 +73,7 @@ def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
 
 
 #: Workspace of multiclass_nms: as many images at once as fit in this many bytes (at least one).
-MC_WORKSPACE_BUDGET = 256 << 20
+MC_WORKSPACE_BUDGET = _C.launch_geometry()["kMcWorkspaceBudget"]
 
 
 def _device_buffer(like, nbytes: int):

@@ -14,6 +14,7 @@ import warnings
 import cupy as cp
 import numpy as np
 
+from .. import _C
 from .kernel_sources import INSTANCES, options
 
 _TYPES = {"float32": "float", "float64": "double"}
@@ -21,8 +22,12 @@ _SCALAR = {"float32": np.float32, "float64": np.float64}
 _MODULES: dict[str, object] = {}
 _lock = threading.Lock()
 
-_PAIRWISE_ROWS = 16  # kPairwiseRows in box_iou.cuh
-_MASKS_THREADS = 256  # kMasksThreads in masks_to_boxes.cuh
+# Every launch constant, split rule and workspace layout comes from csrc/include/fastiou/launch.h
+# through fastiou._C (the values nvcc compiled into fastiou._C_cuda): none is typed here.
+_G = _C.launch_geometry()
+_PAIRWISE_ROWS = _G["kPairwiseRows"]
+_ELEMENTWISE_THREADS = _G["kElementwiseThreads"]
+_MASKS_THREADS = _G["kMasksThreads"]
 
 
 def _module(filename: str):
@@ -75,7 +80,7 @@ def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     m = boxes2.shape[1]
     if batch * n * m == 0:
         return
-    threads = 256 if m >= 256 else 128 if m >= 128 else 64 if m >= 64 else 32  # as box_iou.cu
+    threads = _C.pairwise_threads(m)
     tiles = batch * (-(-n // _PAIRWISE_ROWS)) * (-(-m // threads))
     t = _TYPES[boxes1.dtype]
     _launch("box_iou.cuh", f"fastiou::box_pairwise_kernel<{t}, {mode}>", _grid_for(tiles, 1), threads,
@@ -89,7 +94,7 @@ def box_aligned(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     if n == 0:
         return
     t = _TYPES[boxes1.dtype]
-    _launch("box_iou.cuh", f"fastiou::box_aligned_kernel<{t}, {mode}>", _grid_for(n, 256), 256,
+    _launch("box_iou.cuh", f"fastiou::box_aligned_kernel<{t}, {mode}>", _grid_for(n, _ELEMENTWISE_THREADS), _ELEMENTWISE_THREADS,
             boxes1.device, stream,
             (_view(boxes1), _view(boxes2), _view(out), np.int64(n), np.int32(fmt),
              _SCALAR[boxes1.dtype](eps)))
@@ -99,8 +104,8 @@ def box_area(boxes, out, fmt, *, stream):
     n = boxes.shape[0]
     if n == 0:
         return
-    _launch("box_elementwise.cuh", f"fastiou::box_area_kernel<{_TYPES[boxes.dtype]}>", _grid_for(n, 256),
-            256, boxes.device, stream, (_view(boxes), _view(out), np.int64(n), np.int32(fmt)))
+    _launch("box_elementwise.cuh", f"fastiou::box_area_kernel<{_TYPES[boxes.dtype]}>",
+            _grid_for(n, _ELEMENTWISE_THREADS), _ELEMENTWISE_THREADS, boxes.device, stream, (_view(boxes), _view(out), np.int64(n), np.int32(fmt)))
 
 
 def box_convert(boxes, out, in_fmt, out_fmt, *, stream):
@@ -108,7 +113,7 @@ def box_convert(boxes, out, in_fmt, out_fmt, *, stream):
     if n == 0:
         return
     _launch("box_elementwise.cuh", f"fastiou::box_convert_kernel<{_TYPES[boxes.dtype]}>",
-            _grid_for(n, 256), 256, boxes.device, stream,
+            _grid_for(n, _ELEMENTWISE_THREADS), _ELEMENTWISE_THREADS, boxes.device, stream,
             (_view(boxes), _view(out), np.int64(n), np.int32(in_fmt), np.int32(out_fmt)))
 
 
@@ -128,14 +133,14 @@ def masks_to_boxes(masks, out, *, stream):
 # sorting the score keys and then the class keys of the ranked boxes gives exactly the
 # (class, rank) order that cub's stable radix sorts give the cuda backend.
 
-_NMS_TILE = 64               # kNmsTile
-_NMS_REDUCE_THREADS = 1024   # kNmsReduceThreads
-_NMS_COMPACT_THREADS = 1024  # kNmsCompactThreads
-_NMS_SWEEP_WORDS = 8         # kNmsSweepWords
-_ELT_THREADS = 256           # kNmsElementwiseThreads
-_SOFT_THREADS = 1024         # kSoftNmsThreads
-_MATRIX_THREADS = 256        # kMatrixNmsThreads
-_REDUCE_SHARED_LIMIT = 40 * 1024  # kReduceSharedLimit in csrc/cuda/nms.cu
+_NMS_TILE = _G["kNmsTile"]
+_NMS_REDUCE_THREADS = _G["kNmsReduceThreads"]
+_NMS_COMPACT_THREADS = _G["kNmsCompactThreads"]
+_NMS_SWEEP_WORDS = _G["kNmsSweepWords"]
+_ELT_THREADS = _G["kNmsElementwiseThreads"]
+_SOFT_THREADS = _G["kSoftNmsThreads"]
+_MATRIX_THREADS = _G["kMatrixNmsThreads"]
+_REDUCE_SHARED_LIMIT = _G["kReduceSharedLimit"]
 _NULL = np.uint64(0)         # a null pointer argument (8 zero bytes on every cupy version)
 
 
@@ -286,24 +291,9 @@ def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
             (sboxes, lab, np.int64(n), comp, s, src, np.int32(kernel), _SCALAR[dt](sigma), _view(out)))
 
 
-_MC_THREADS = 256          # kMcThreads
-_MC_SELECT_THREADS = 1024  # kMcSelectThreads
-_MC_ELEM = 16              # sizeof(McElem)
-_MC_WORKSPACE_BUDGET = 256 << 20  # as cuda_gpu.MC_WORKSPACE_BUDGET
-
-
-def _mc_layout(g: int, n: int, c: int, k: int) -> tuple[dict, int]:
-    """Byte offsets in the workspace of a group of g images: csrc/cuda/multiclass_nms.cu's mc_layout."""
-    segs = g * c
-    words = -(-n // 64)
-    sizes = (("cand", segs * n * _MC_ELEM), ("tmp", segs * n * _MC_ELEM), ("m", segs * 8), ("kc", segs * 8),
-             ("removed", segs * words * 8), ("lists_a", segs * k * _MC_ELEM), ("lists_b", segs * k * _MC_ELEM),
-             ("lens_a", segs * 8), ("lens_b", segs * 8))
-    off, out = 0, {}
-    for name, size in sizes:
-        out[name] = off
-        off += (size + 255) & ~255
-    return out, off
+_MC_THREADS = _G["kMcThreads"]
+_MC_SELECT_THREADS = _G["kMcSelectThreads"]
+_MC_WORKSPACE_BUDGET = _G["kMcWorkspaceBudget"]
 
 
 def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class, num, out_boxes, out_scores,
@@ -318,16 +308,15 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
     dt = boxes.dtype
     t = _TYPES[dt]
     sc = _SCALAR[dt]
-    _, one = _mc_layout(1, n, c, k)
+    one = _C.mc_layout(1, n, c, k)["total"]
     group = max(1, min(bsz, _MC_WORKSPACE_BUDGET // one, 65535))
     with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
         b, s = _view(boxes), _view(scores)
         outs = [_view(a) for a in (num, out_boxes, out_scores, out_classes, out_indices)]
-        ws = cp.empty(_mc_layout(group, n, c, k)[1], dtype=cp.uint8)
+        ws = cp.empty(_C.mc_layout(group, n, c, k)["total"], dtype=cp.uint8)
         for b0 in range(0, bsz, group):
             g = min(group, bsz - b0)
-            off, _ = _mc_layout(g, n, c, k)
-            part = {name: ws[o:] for name, o in off.items()}
+            part = {name: ws[o:] for name, o in _C.mc_layout(g, n, c, k).items() if name != "total"}
             grid = (c, g)
             _kernel("multiclass_nms.cuh", f"fastiou::mc_candidates_kernel<{t}>")(
                 grid, (_MC_THREADS,), (s, np.int64(b0), np.int64(n), np.int64(c), sc(score_threshold),
@@ -350,15 +339,14 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
 # words). The ranking is cupy.argsort (stable) of rank_keys.cuh's score keys, as cub's stable
 # radix sort in the cuda backend; nms's reduce (nms.cuh) does mask_nms's greedy pass.
 
-_MASK_PACK_THREADS = 256     # kMaskPackThreads
-_MASK_STATS_THREADS = 256    # kMaskStatsThreads
-_MASK_IOU_TILE = 32          # kMaskIouTile
-_MASK_IOU_ITEMS = 64         # kMaskIouItems
-_MASK_IOU_THREADS = 256      # kMaskIouThreads
-_MASK_FINALIZE_THREADS = 256  # kMaskIouFinalizeThreads
-_MASK_LABEL_THREADS = 256    # kMaskLabelThreads
-_MASK_MATRIX_THREADS = 256   # kMaskMatrixThreads
-_RESOLVE_THREADS = 256       # kResolveThreads
+_MASK_PACK_THREADS = _G["kMaskPackThreads"]
+_MASK_STATS_THREADS = _G["kMaskStatsThreads"]
+_MASK_IOU_TILE = _G["kMaskIouTile"]
+_MASK_IOU_THREADS = _G["kMaskIouThreads"]
+_MASK_FINALIZE_THREADS = _G["kMaskIouFinalizeThreads"]
+_MASK_LABEL_THREADS = _G["kMaskLabelThreads"]
+_MASK_MATRIX_THREADS = _G["kMaskMatrixThreads"]
+_RESOLVE_THREADS = _G["kResolveThreads"]
 _INT_MAX = 2**31 - 1
 
 
@@ -422,21 +410,11 @@ def packed_stats(bits, boxes, areas, *, stream):
         _stats(_words_view(bits), _view(boxes), _view(areas), n, h, ww)
 
 
-def _mask_iou_splits(n: int, m: int, h: int, ww: int, sms: int) -> int:
-    """csrc/cuda/mask_iou.cu's mask_iou_splits (the result does not depend on it)."""
-    tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
-    target = 3 * max(sms, 1)
-    if tiles <= 0 or 2 * tiles > target:
-        return 1
-    splits = min(target // tiles, -(-(h * ww) // _MASK_IOU_ITEMS), 65535)
-    return max(splits, 1)
-
-
 def _mask_iou(b1, box1, a1, n, b2, box2, a2, m, h, ww, out, device):
     """mask_iou on cupy arrays into out (n, m) float32, in a device and stream context."""
     tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
     sms = int(cp.cuda.Device(device).attributes["MultiProcessorCount"])
-    splits = _mask_iou_splits(n, m, h, ww, sms)
+    splits = _C.mask_iou_splits(n, m, h, ww, sms)
     grid = (_grid_for(tiles, 1), splits)
     kern = _kernel("mask_iou.cuh", "fastiou::mask_iou_kernel")
     head = (b1, box1, a1, np.int64(n), b2, box2, a2, np.int64(m), np.int32(h), np.int32(ww))

@@ -16,8 +16,7 @@ import pytest
 
 from conftest import oracles_required, require
 
-diag = pytest.importorskip("fastiou.diagnostics")
-from fastiou.diagnostics import check  # noqa: E402
+from fastiou.diagnostics import check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("FASTIOU_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
@@ -211,7 +210,20 @@ def random_dataset(n_images=12, per_image=14, seed=0, spread=True, crowd_every=3
 
 # ------------------------------------------------------------------------------ planted faults
 
-def test_every_planted_fault_is_found_and_nothing_else():
+@pytest.fixture(params=["cpp", "numba"])
+def host_backend(request):
+    """Each audit test body once per host backend (the RLE kernels ``check`` runs on)."""
+    import fastiou
+    info = fastiou.backends()[request.param]
+    if not info["available"]:
+        if request.param == "numba" and oracles_required():
+            pytest.fail(f"numba backend unavailable: {info['reason']}", pytrace=False)
+        pytest.skip(f"{request.param}: {info['reason']}")
+    with fastiou.use_backend(request.param):
+        yield request.param
+
+
+def test_every_planted_fault_is_found_and_nothing_else(host_backend):
     data, want = planted()
     got = check(data, workers=1)
     assert keys(got.findings) == want
@@ -243,7 +255,7 @@ def test_thresholds_are_strict_and_move_the_findings():
     assert ("box_overlap", 1, (3, 4)) in below
 
 
-def test_clean_random_dataset_has_no_findings():
+def test_clean_random_dataset_has_no_findings(host_backend):
     data = random_dataset(n_images=10, spread=True, seed=3)
     got = check(data, workers=1)
     assert got.findings == [], [f.message for f in got.findings[:5]]
@@ -310,7 +322,7 @@ def found_pairs(result):
 
 
 @pytest.mark.parametrize("iou,box_iou", [(0.5, 0.7), (0.1, 0.3)])
-def test_pairs_match_a_pycocotools_script(iou, box_iou):
+def test_pairs_match_a_pycocotools_script(iou, box_iou, host_backend):
     data = random_dataset(n_images=8, per_image=16, spread=False, seed=11)
     got = check(data, iou=iou, box_iou=box_iou, workers=1)
     want = oracle_pairs(data, iou, box_iou)

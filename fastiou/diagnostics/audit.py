@@ -17,7 +17,7 @@ import gc
 from itertools import chain
 import math
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

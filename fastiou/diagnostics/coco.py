@@ -66,8 +66,11 @@ def load(coco, expect: type = dict) -> tuple[dict, str]:
         raise UnusableInput(f"{path}: expected a JSON list of predictions (the COCO results "
                             f"format), got a JSON {type(data).__name__}")
     if expect is dict and not isinstance(data, dict):
+        hint = ""
+        if isinstance(data, list) and data and isinstance(data[0], dict) and "score" in data[0]:
+            hint = " (a list of scored detections: a results file, not a COCO instances file)"
         raise UnusableInput(f"{path}: expected a JSON object with 'images', 'annotations' and "
-                            f"'categories', got a JSON {type(data).__name__}")
+                            f"'categories', got a JSON {type(data).__name__}{hint}")
     return data, path
 
 

@@ -1,7 +1,9 @@
 """The three engines of ``check``: this process, local processes, a dask.distributed cluster.
 
 Each engine runs ``audit.check_shard`` on consecutive ranges of images and puts the results back
-in image order, so the findings are the same list whatever the engine and the shard size. Worker
+in image order, so the findings are the same list whatever the engine and the shard size. The
+process and dask engines pack each shard (``coco.pack``) as they send it, with a few shards per
+worker in flight, so the client's memory holds the dataset once, not twice. Worker
 processes run the compiled kernels on one thread each (the parallelism is across images).
 """
 
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from itertools import islice
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from . import coco as _coco
@@ -57,17 +60,22 @@ def _serial(shards, params, progress, total, fn=check_shard):
 def _processes(shards, params, n, progress, total, fn=check_shard, pack=_coco.pack):
     results = [None] * len(shards)
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP threads
-    done = 0
+    done, todo, window = 0, iter(enumerate(shards)), 3 * n  # packed shards in flight, at most
     try:
         with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
-            futures = {pool.submit(fn, pack(shard), params): k
-                       for k, (_, shard) in enumerate(shards)}
-            for fut in as_completed(futures):
-                k = futures[fut]
-                results[k] = fut.result()
-                done += len(shards[k][1])
-                if progress:
-                    progress(done, total)
+            running: dict = {}
+            while True:
+                for k, (_, shard) in islice(todo, window - len(running)):
+                    running[pool.submit(fn, pack(shard), params)] = k
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    k = running.pop(fut)
+                    results[k] = fut.result()
+                    done += len(shards[k][1])
+                    if progress:
+                        progress(done, total)
     except BrokenProcessPool as e:
         # (e.g. a __main__ that a spawned process cannot import: a script read from stdin)
         raise RuntimeError(f"the worker processes failed ({e}); run with workers=1 (--workers 1)") \
@@ -88,16 +96,26 @@ def _dask(shards, params, address, progress, total, fn=check_shard, pack=_coco.p
         raise RuntimeError(f"--dask {address}: cannot reach the dask scheduler ({e})") from None
     try:
         client.run(_one_thread)
-        futures = [client.submit(fn, pack(shard), params, pure=False)
-                   for _, shard in shards]
-        pos = {f.key: k for k, f in enumerate(futures)}
+        n = max(1, len(client.scheduler_info()["workers"]))
+        todo, pos = iter(enumerate(shards)), {}
         results, done = [None] * len(shards), 0
-        for fut in dask_completed(futures, loop=client.loop):
-            k = pos[fut.key]
+
+        def submit(count):  # (packed shards in flight, at most: the client packs as they go)
+            out = []
+            for k, (_, shard) in islice(todo, count):
+                fut = client.submit(fn, pack(shard), params, pure=False)
+                pos[fut.key] = k
+                out.append(fut)
+            return out
+        queue = dask_completed(submit(3 * n), loop=client.loop)
+        for fut in queue:
+            k = pos.pop(fut.key)
             results[k] = fut.result()
             done += len(shards[k][1])
             if progress:
                 progress(done, total)
+            for nxt in submit(1):
+                queue.add(nxt)
         return results
     finally:
         if own:

@@ -466,3 +466,16 @@ def test_faster_coco_eval_gives_the_same_numbers():
         assert b.evaluator == "faster-coco-eval"
         for x, y in zip(a.settings, b.settings):
             assert [y[k] for k in STATS] == pytest.approx([x[k] for k in STATS], abs=1e-12)
+
+
+def test_best_without_ground_truth_follows_the_mode():
+    gt, preds = synthetic(seed=12, masks=False)
+    cls = sweep(preds, iou="0.3,0.5,0.7", workers=1)
+    agn = sweep(preds, iou="0.3,0.5,0.7", mode="agnostic", workers=1)
+    b = cls.settings[cls.best]
+    assert b["same_class_pairs"] == min(s["same_class_pairs"] for s in cls.settings)
+    assert b["kept"] == max(s["kept"] for s in cls.settings
+                            if s["same_class_pairs"] == b["same_class_pairs"])
+    pairs = [s["same_class_pairs"] + s["cross_class_pairs"] for s in agn.settings]
+    a = agn.settings[agn.best]
+    assert a["same_class_pairs"] + a["cross_class_pairs"] == min(pairs)

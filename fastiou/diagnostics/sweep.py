@@ -32,7 +32,7 @@ pycocotools' ``COCOeval`` (``iouType`` ``"segm"`` with ``masks=True``, else ``"b
 faster-coco-eval when it is installed and ``evaluator`` allows it (the same numbers). The best
 setting: with ground truth, the highest AP (ties: fewer remaining pairs, then the least
 suppression); without, the one that keeps the most detections among those that leave the fewest
-same-category pairs.
+pairs the mode is about (same-category pairs for class-aware NMS, every pair otherwise).
 
 Bad records never stop the sweep: each is a message naming the file, the prediction's index, its
 image id and category id (an image or category the ground truth lacks, a box that is not four
@@ -536,9 +536,13 @@ class SweepResult:
                 "baseline": self.baseline, "messages": self.messages}
 
 
-def _best(settings: list, with_ap: bool):
+def _best(settings: list, with_ap: bool, mode: str = "class"):
+    """With AP: the highest (ties: fewer pairs left, then the least suppression). Without: the
+    most detections kept among the settings that leave the fewest pairs the mode is about
+    (same-class pairs for class-aware NMS, every pair otherwise)."""
     if not settings:
         return None
+
     def key(k):
         s = settings[k]
         pairs = s["same_class_pairs"] + s["cross_class_pairs"]
@@ -546,7 +550,7 @@ def _best(settings: list, with_ap: bool):
         if with_ap:
             ap = s["AP"] if s.get("AP") is not None else -math.inf
             return (ap, -pairs) + least
-        return (-s["same_class_pairs"], s["kept"]) + least
+        return (-(s["same_class_pairs"] if mode == "class" else pairs), s["kept"]) + least
     return max(range(len(settings)), key=key)
 
 
@@ -671,7 +675,7 @@ def sweep(predictions, gt=None, iou=DEFAULT_IOU, score=None, masks: bool = False
                     "iou_type": iou_type},
         counts={"predictions": len(preds), "used": len(used), "images": len(items),
                 "categories": len(cat_ids), "messages": len(rd.messages)},
-        settings=settings, best=_best(settings, gt_coco is not None), baseline=base,
+        settings=settings, best=_best(settings, gt_coco is not None, mode), baseline=base,
         messages=rd.messages, engine=engine, evaluator=label,
         seconds={"total": time.perf_counter() - t0, "nms": t_nms, "eval": t_eval})
 

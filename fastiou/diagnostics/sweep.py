@@ -663,8 +663,9 @@ def sweep(predictions, gt=None, iou=DEFAULT_IOU, score=None, masks: bool = False
     t2 = time.perf_counter()
     if gt_coco is not None:
         iou_type = "segm" if masks else "bbox"
+        n_eval = int(engine.split("(")[1].rstrip(")")) if engine.startswith("processes") else 1
         _evaluate_all(settings, items, per_image, preds, gt_coco, Eval, iou_type, scores, ious,
-                      rd.messages, gt_name, eval_progress)
+                      rd.messages, gt_name, eval_progress, n_eval, label)
     t_eval = time.perf_counter() - t2
     base = next((k for k, s in enumerate(settings) if s["iou"] == NO_NMS and s["score"] is None), None)
     return SweepResult(
@@ -680,42 +681,92 @@ def sweep(predictions, gt=None, iou=DEFAULT_IOU, score=None, masks: bool = False
         seconds={"total": time.perf_counter() - t0, "nms": t_nms, "eval": t_eval})
 
 
-def _evaluate_all(settings, items, per_image, preds, gt_coco, Eval, iou_type, scores, ious,
-                  messages, gt_name, progress):
-    """COCOeval for every setting; a failure of the evaluator is a message, not a traceback."""
-    done, seen = 0, {}
-    for si, s in enumerate(scores):
-        for t, _ in enumerate(ious):
-            row = settings[si * len(ious) + t]
-            # settings that keep the same detections have the same numbers (resolved masks
-            # depend on the kept set only)
-            sig = (s, b"".join(r["keep"][t].tobytes() + b"|" for r in per_image))
-            if sig in seen:
-                row.update({k: seen[sig][k] for k in STATS})
-                done += 1
-                if progress:
-                    progress(done, len(settings))
+def _dets(item_results, preds, s, t) -> list:
+    """The COCO results records of one setting (copies: the evaluator writes into them)."""
+    dets = []
+    for item, r in item_results:
+        for pos, j in enumerate(r["keep"][t]):
+            if s is not None and not item["scores"][j] > s:
                 continue
-            dets = []
-            for item, r in zip(items, per_image):
-                k = r["keep"][t]
-                for pos, j in enumerate(k):
-                    if s is not None and not item["scores"][j] > s:
-                        continue
-                    d = dict(preds[int(item["records"][j])])
-                    if r["resolved"] is not None:
-                        d["segmentation"] = r["resolved"][t][pos]
-                    dets.append(d)
+            d = dict(preds[int(item["records"][j])])
+            if r["resolved"] is not None:
+                d["segmentation"] = r["resolved"][t][pos]
+            dets.append(d)
+    return dets
+
+
+def _jobs(items, per_image, preds, scores, ious):
+    """``(setting indices, detections)`` per distinct kept set, built one at a time: settings
+    that keep the same detections have the same numbers (resolved masks depend on the kept set
+    only), so each is evaluated once."""
+    rows: dict = {}
+    first = []
+    for si, s in enumerate(scores):
+        for t in range(len(ious)):
+            sig = (s, b"".join(r["keep"][t].tobytes() + b"|" for r in per_image))
+            if sig not in rows:
+                rows[sig] = []
+                first.append((sig, s, t))
+            rows[sig].append(si * len(ious) + t)
+    pairs = list(zip(items, per_image))
+    for sig, s, t in first:
+        yield rows[sig], _dets(pairs, preds, s, t)
+
+
+_EVAL: dict = {}
+
+
+def _eval_init(gt_data: dict, evaluator: str) -> None:
+    """Worker initialiser: the ground truth read once per process."""
+    _, COCO, Eval = _evaluator(evaluator)
+    _EVAL.update(gt=_gt_coco(COCO, gt_data), cls=Eval)
+
+
+def _eval_job(dets: list, iou_type: str):
+    """``(stats or None, error text or None)`` in a worker process."""
+    try:
+        return evaluate(_EVAL["gt"], dets, iou_type, _EVAL["cls"]), None
+    except Exception as e:  # the evaluator's asserts on a malformed file
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _evaluate_all(settings, items, per_image, preds, gt_coco, Eval, iou_type, scores, ious,
+                  messages, gt_name, progress, processes: int = 1, evaluator: str = "auto"):
+    """COCOeval for every setting, in this process or (``processes`` > 1) in a pool of worker
+    processes that each read the ground truth once; the same numbers either way. A failure of
+    the evaluator is a message, not a traceback."""
+    done = 0
+
+    def fill(rows, stats, err):
+        nonlocal done
+        for k in rows:
+            settings[k].update({n: (None if stats is None else stats[i]) for i, n in enumerate(STATS)})
+        if err:
+            messages.append({"kind": "eval_failed", "prediction": None, "image_id": None,
+                             "category_id": None, "message": f"COCOeval failed against {gt_name} "
+                             f"at IoU {settings[rows[0]]['iou']:g}: {err}"})
+        done += len(rows)
+        if progress:
+            progress(done, len(settings))
+    jobs = _jobs(items, per_image, preds, scores, ious)
+    if processes <= 1:
+        for rows, dets in jobs:
             try:
-                stats = evaluate(gt_coco, dets, iou_type, Eval)
+                fill(rows, evaluate(gt_coco, dets, iou_type, Eval), None)
             except Exception as e:  # the evaluator's asserts on a malformed file
-                messages.append({"kind": "eval_failed", "prediction": None, "image_id": None,
-                                 "category_id": None,
-                                 "message": f"COCOeval failed against {gt_name} at IoU {row['iou']:g}"
-                                            f": {type(e).__name__}: {e}"})
-                stats = None
-            row.update({k: (None if stats is None else stats[n]) for n, k in enumerate(STATS)})
-            seen[sig] = row
-            done += 1
-            if progress:
-                progress(done, len(settings))
+                fill(rows, None, f"{type(e).__name__}: {e}")
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_eval_init,
+                             initargs=(gt_coco.dataset, evaluator)) as pool:
+        running: dict = {}
+        for rows, dets in jobs:   # at most 2 per process in flight (each holds its detections)
+            running[pool.submit(_eval_job, dets, iou_type)] = rows
+            while len(running) >= 2 * processes:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    fill(running.pop(f), *f.result())
+        for f in list(running):
+            fill(running.pop(f), *f.result())

@@ -367,3 +367,5 @@ from .numba_masks import (pack_masks, unpack_masks, packed_stats, mask_iou, mask
                           mask_matrix_nms, resolve_overlaps)
 from .numba_rle import (rle_encode, rle_decode, rle_area, rle_to_bbox, rle_merge,  # noqa: E402,F401
                         rle_iou, rle_box_iou, rle_from_polygons, rle_from_counts)
+from .numba_anchors import anchor_grid  # noqa: E402,F401
+from .numba_box_iou_max import box_iou_max, match_boxes  # noqa: E402,F401

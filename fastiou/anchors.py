@@ -207,8 +207,8 @@ class AnchorGenerator:
             for i, (s, r) in enumerate(zip(self.sizes, self.aspect_ratios)):
                 base = min(self.strides[i]) if self.strides is not None else 0.0
                 c = self.offset * base
-                cells.append(np.concatenate([_cells_mmdet(size, [1.0], r, (c, c), True) for size in s])
-                             if len(s) > 1 else _cells_mmdet(s[0], [1.0], r, (c, c), True))
+                # base size 1 and the sizes as scales: ratio-major, as mmdet's scale_major=True
+                cells.append(_cells_mmdet(1.0, s, r, (c, c), True))
             self._grid_offset = 0.0
         self._set_cells(cells)
 

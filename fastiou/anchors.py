@@ -607,3 +607,295 @@ def match_boxes(anchors, gt, high: float = 0.7, low: float = 0.3,
     if list_in:
         return [matches[i] for i in range(b)]
     return matches if batched else matches[0]
+
+
+# ----------------------------------------------------------------------------- anchor fit
+
+#: COCO's area buckets (pycocotools COCOeval areaRng): small < 32², medium < 96², large.
+SIZE_BUCKETS = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2), ("large", 96.0 ** 2, math.inf))
+
+
+@dataclass
+class AnchorFit:
+    """How well a set of anchors covers a set of ground-truth boxes (see ``anchor_fit``)."""
+
+    best_iou: np.ndarray                  # (M,) float64: each gt's best IoU over the anchors
+    best_anchor: np.ndarray               # (M,) int64: that anchor (the first on ties)
+    recall: dict                          # threshold -> fraction of gt with best IoU >= threshold
+    anchors_per_gt: dict                  # threshold -> mean number of anchors with IoU >= threshold
+    recall_per_level: list | None         # per level: threshold -> recall over that level's anchors
+    size_buckets: dict                    # "small"/"medium"/"large" -> {"count", "recall": {t: r}}
+    wh_ratio: dict | None = field(default=None)  # YOLOv5 autoanchor: bpr, aat, anchor_t, best (M,)
+
+    def as_dict(self) -> dict:
+        """Plain numbers (JSON-ready); arrays as lists."""
+        d = {"num_gt": int(self.best_iou.size), "recall": self.recall, "anchors_per_gt": self.anchors_per_gt,
+             "recall_per_level": self.recall_per_level, "size_buckets": self.size_buckets,
+             "mean_best_iou": float(self.best_iou.mean()) if self.best_iou.size else 0.0}
+        if self.wh_ratio is not None:
+            d["wh_ratio"] = {k: v for k, v in self.wh_ratio.items() if k != "best"}
+        return d
+
+
+def _host_boxes(x, name: str) -> np.ndarray:
+    a = as_arg(name, x)
+    check_numeric(a)
+    if len(a.shape) != 2 or a.shape[1] != 4:
+        raise InputError(f"{name}: expected shape (N, 4), got {fmt_shape(a.shape)}")
+    host = a.lib.host(a.x) if a.device == "cpu" else _device_to_host(a)
+    return np.asarray(host, np.float64) if a.dtype in ("float64",) or a.dtype.startswith(("int", "uint")) \
+        else np.asarray(host, np.float32)
+
+
+def _gt_host(gt_boxes) -> np.ndarray:
+    if _is_list_of_arrays(gt_boxes):
+        parts = [_host_boxes(g, f"gt_boxes[{i}]") for i, g in enumerate(gt_boxes)]
+        return np.concatenate(parts) if parts else np.zeros((0, 4), np.float32)
+    return _host_boxes(gt_boxes, "gt_boxes")
+
+
+def _thresholds(thresholds) -> tuple[float, ...]:
+    ts = (thresholds,) if isinstance(thresholds, (int, float)) else tuple(thresholds)
+    for t in ts:
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not (0.0 <= float(t) <= 1.0):
+            raise ValueError(f"thresholds: expected numbers in [0, 1], got {thresholds!r}")
+    if not ts:
+        raise ValueError("thresholds: expected at least one threshold")
+    return tuple(float(t) for t in ts)
+
+
+def _wh(boxes: np.ndarray) -> np.ndarray:
+    return np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
+
+
+def yolo_wh_metric(gt_wh, anchor_wh, anchor_t: float = 4.0) -> dict:
+    """YOLOv5 autoanchor's ``metric``: ratio metric ``x = min(r, 1/r).min(over w, h)`` with
+    ``r = gt_wh / anchor_wh`` (float32, as YOLOv5), best possible recall ``bpr = mean(best > 1/t)``
+    and anchors above threshold ``aat = mean(count(x > 1/t))``."""
+    wh = np.asarray(gt_wh, np.float32)
+    k = np.asarray(anchor_wh, np.float32)
+    if not (anchor_t > 1.0 and math.isfinite(anchor_t)):
+        raise ValueError(f"anchor_t: expected a finite number > 1, got {anchor_t!r}")
+    if wh.size == 0:
+        return {"anchor_t": anchor_t, "bpr": 0.0, "aat": 0.0, "best": np.zeros(0, np.float32)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = wh[:, None] / k[None]
+        x = np.minimum(r, np.float32(1) / r).min(2)
+    best = x.max(1)
+    thr = np.float32(1) / np.float32(anchor_t)
+    return {"anchor_t": float(anchor_t), "bpr": float((best > thr).mean()),
+            "aat": float((x > thr).sum(1).mean()), "best": best}
+
+
+def anchor_fit(anchors, gt_boxes, thresholds=(0.5, 0.7), metric: str = "iou", *,
+               level_counts=None, anchor_t: float = 4.0) -> AnchorFit:
+    """How well anchors cover ground-truth boxes: the best recall an IoU matcher can reach.
+
+    Args:
+        anchors: ``(N, 4)`` xyxy anchors (e.g. ``AnchorGenerator(...)(image_size, shapes)``),
+            or a list of per-level ``(N_l, 4)`` arrays (``grid_anchors``'s result).
+        gt_boxes: ``(M, 4)`` xyxy boxes, or a list of per-image arrays (all against the same anchors).
+        thresholds: IoU thresholds for recall and anchors per gt.
+        metric: ``"iou"``, or ``"wh_ratio"`` to add YOLOv5 autoanchor's figures (on the anchor
+            shapes and the gt widths and heights, ``anchor_t``).
+        level_counts: anchors per level when ``anchors`` is one array (for per-level recall).
+
+    Returns:
+        AnchorFit: per-gt best IoU and anchor; recall (fraction of gt whose best IoU >= t);
+        mean anchors per gt with IoU >= t; recall per level; recall per COCO size bucket
+        (area of the gt box); with ``metric="wh_ratio"``, ``wh_ratio`` = {bpr, aat, anchor_t, best}.
+    """
+    if metric not in ("iou", "wh_ratio"):
+        raise ValueError(f"metric: expected 'iou' or 'wh_ratio', got {metric!r}")
+    ts = _thresholds(thresholds)
+    if _is_list_of_arrays(anchors):
+        levels = [_host_boxes(a, f"anchors[{i}]") for i, a in enumerate(anchors)]
+        if not levels:
+            raise ValueError("anchors: an empty list of levels")
+        level_counts = [len(a) for a in levels]
+        anc = np.concatenate(levels)
+    else:
+        anc = _host_boxes(anchors, "anchors")
+        if level_counts is not None:
+            level_counts = [int(c) for c in level_counts]
+            if sum(level_counts) != len(anc) or min(level_counts) < 0:
+                raise ValueError(f"level_counts: expected non-negative counts summing to {len(anc)}, "
+                                 f"got {level_counts}")
+    if len(anc) == 0:
+        raise ValueError("anchors: no anchors")
+    gt = _gt_host(gt_boxes)
+    cdt = np.float64 if (anc.dtype == np.float64 or gt.dtype == np.float64) else np.float32
+    anc, gt = anc.astype(cdt), gt.astype(cdt)
+    m, n = len(gt), len(anc)
+    starts = np.cumsum([0] + list(level_counts))[:-1] if level_counts else None
+    best = np.zeros(m, np.float64)
+    arg = np.full(m, -1, np.int64)
+    above = np.zeros((len(ts), m), np.int64)
+    per_level = np.zeros((len(level_counts), m)) if level_counts else None
+    from .boxes import box_iou
+    chunk = max(1, (64 << 20) // (4 * n))  # at most ~64 MB of IoU rows at a time
+    for c0 in range(0, m, chunk):
+        iou = box_iou(gt[c0:c0 + chunk], anc)
+        arg[c0:c0 + chunk] = np.argmax(iou, axis=1)  # first maximum, as torch.max / box_iou_max
+        best[c0:c0 + chunk] = iou[np.arange(len(iou)), arg[c0:c0 + chunk]]
+        for k, t in enumerate(ts):
+            above[k, c0:c0 + chunk] = (iou >= cdt(t)).sum(1)
+        if per_level is not None:
+            for lv, (s, cnt) in enumerate(zip(starts, level_counts)):
+                per_level[lv, c0:c0 + chunk] = iou[:, s:s + cnt].max(1) if cnt else 0.0
+    tv = {t: cdt(t) for t in ts}
+    recall = {t: float((best >= tv[t]).mean()) if m else 0.0 for t in ts}
+    apg = {t: float(above[k].mean()) if m else 0.0 for k, t in enumerate(ts)}
+    rpl = None if per_level is None else [
+        {t: float((per_level[lv] >= tv[t]).mean()) if m else 0.0 for t in ts} for lv in range(len(level_counts))]
+    area = (gt[:, 2] - gt[:, 0]).astype(np.float64) * (gt[:, 3] - gt[:, 1])
+    buckets = {}
+    for name, lo, hi in SIZE_BUCKETS:
+        sel = (area >= lo) & (area < hi)
+        cnt = int(sel.sum())
+        buckets[name] = {"count": cnt,
+                         "recall": {t: float((best[sel] >= tv[t]).mean()) if cnt else None for t in ts}}
+    wh = None
+    if metric == "wh_ratio":
+        shapes = np.unique(_wh(anc.astype(np.float32)), axis=0)
+        wh = yolo_wh_metric(_wh(gt.astype(np.float32)), shapes, anchor_t)
+    return AnchorFit(best, arg, recall, apg, rpl, buckets, wh)
+
+
+# ----------------------------------------------------------------------------- suggestions
+
+@dataclass
+class AnchorSuggestion:
+    """Anchor sizes and ratios from k-means on box shapes (see ``suggest_anchors``)."""
+
+    shapes: np.ndarray            # (K, 2) float64 anchor widths and heights, by increasing area
+    sizes: tuple                  # per level, a tuple of sizes (sqrt(w * h))
+    aspect_ratios: tuple          # per level, a tuple of h / w ratios
+    recall_before: dict | None    # threshold -> shape recall of the given anchors (None: none given)
+    recall_after: dict            # threshold -> shape recall of the suggested anchors
+    mean_iou_before: float | None
+    mean_iou_after: float
+
+    def as_dict(self) -> dict:
+        return {"shapes": self.shapes.tolist(), "sizes": self.sizes, "aspect_ratios": self.aspect_ratios,
+                "recall_before": self.recall_before, "recall_after": self.recall_after,
+                "mean_iou_before": self.mean_iou_before, "mean_iou_after": self.mean_iou_after}
+
+
+def _shape_iou(wh: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """IoU of boxes and anchors centred on one point: (M, K)."""
+    inter = np.minimum(wh[:, None, 0], k[None, :, 0]) * np.minimum(wh[:, None, 1], k[None, :, 1])
+    return inter / (wh[:, None, 0] * wh[:, None, 1] + k[None, :, 0] * k[None, :, 1] - inter)
+
+
+def _kmeans_iou(wh: np.ndarray, k: int, rng: np.random.Generator, iters: int) -> np.ndarray:
+    """k-means on (w, h) with 1 - IoU as the distance; k-means++ seeding; median updates."""
+    centers = [wh[rng.integers(len(wh))]]
+    for _ in range(1, k):
+        d = 1.0 - _shape_iou(wh, np.asarray(centers)).max(1)
+        p = d ** 2
+        total = p.sum()
+        centers.append(wh[rng.choice(len(wh), p=p / total)] if total > 0 else wh[rng.integers(len(wh))])
+    c = np.asarray(centers, np.float64)
+    assign = None
+    for _ in range(iters):
+        new = _shape_iou(wh, c).argmax(1)
+        if assign is not None and np.array_equal(new, assign):
+            break
+        assign = new
+        for j in range(k):
+            members = wh[assign == j]
+            if len(members):
+                c[j] = np.median(members, axis=0)
+    return c[np.argsort(c[:, 0] * c[:, 1], kind="stable")]
+
+
+def _shape_recall(wh, k, ts):
+    best = _shape_iou(wh, k).max(1)
+    return {t: float((best >= t).mean()) for t in ts}, float(best.mean())
+
+
+def _cell_shapes(anchors) -> np.ndarray:
+    if isinstance(anchors, AnchorGenerator):
+        cells = np.concatenate(anchors.cell_anchors).astype(np.float64)
+        return np.unique(_wh(cells), axis=0)
+    a = np.asarray(anchors, np.float64)
+    if a.ndim == 2 and a.shape[1] == 2:
+        return a
+    if a.ndim == 2 and a.shape[1] == 4:
+        return np.unique(_wh(a), axis=0)
+    raise InputError(f"anchors: expected an AnchorGenerator, (K, 2) widths and heights or (N, 4) boxes, "
+                     f"got shape {fmt_shape(a.shape)}")
+
+
+def suggest_anchors(gt_boxes, num_anchors: int = 9, *, num_levels: int | None = None,
+                    num_ratios: int = 3, anchors=None, thresholds=(0.5, 0.7), seed: int = 0,
+                    iters: int = 300) -> AnchorSuggestion:
+    """Anchor shapes that fit ``gt_boxes``: k-means on (w, h) with 1 - IoU as the distance.
+
+    Args:
+        gt_boxes: ``(M, 4)`` xyxy boxes or a list of per-image arrays.
+        num_anchors: clusters (anchor shapes) in all.
+        num_levels: group the shapes for a feature pyramid: sizes per level (by area, as
+            evenly as ``num_anchors`` allows) with ``num_ratios`` aspect ratios shared by every
+            level (k-means of the shapes' log ratios), the layout torchvision / detectron2 /
+            mmdet take. None: one level with every shape's own size and ratio.
+        anchors: the current anchors (an AnchorGenerator, (K, 2) shapes or (N, 4) boxes), for
+            the recall before.
+        thresholds: shape-IoU thresholds of the recalls.
+        seed: the k-means seed (same seed, same result).
+
+    Returns:
+        AnchorSuggestion. Recall here is shape recall: the fraction of boxes whose best
+        IoU with an anchor shape centred on the box reaches the threshold (what k-means
+        optimises; ``anchor_fit`` measures the positional recall on a real grid).
+    """
+    if isinstance(num_anchors, bool) or not isinstance(num_anchors, (int, np.integer)) or num_anchors < 1:
+        raise ValueError(f"num_anchors: expected a positive integer, got {num_anchors!r}")
+    if num_levels is not None and (not isinstance(num_levels, (int, np.integer)) or not 1 <= num_levels <= num_anchors):
+        raise ValueError(f"num_levels: expected an integer in 1..num_anchors, got {num_levels!r}")
+    if not isinstance(num_ratios, (int, np.integer)) or num_ratios < 1:
+        raise ValueError(f"num_ratios: expected a positive integer, got {num_ratios!r}")
+    ts = _thresholds(thresholds)
+    gt = _gt_host(gt_boxes).astype(np.float64)
+    wh = _wh(gt)
+    wh = wh[(wh[:, 0] > 0) & (wh[:, 1] > 0) & np.isfinite(wh).all(1)]
+    if len(wh) < num_anchors:
+        raise ValueError(f"gt_boxes: {len(wh)} boxes with positive width and height, fewer than "
+                         f"num_anchors={num_anchors}")
+    rng = np.random.default_rng(seed)
+    if num_levels is None:
+        shapes = _kmeans_iou(wh, int(num_anchors), rng, iters)
+        sizes = (tuple(float(s) for s in np.sqrt(shapes[:, 0] * shapes[:, 1])),)
+        ratios = (tuple(float(r) for r in shapes[:, 1] / shapes[:, 0]),)
+    else:
+        per = max(1, int(num_anchors) // (int(num_levels) * int(num_ratios)))
+        logr = np.log(wh[:, 1] / wh[:, 0])
+        qs = (np.arange(num_ratios) + 0.5) / num_ratios
+        r = np.quantile(logr, qs)
+        for _ in range(iters):  # 1-D k-means of the log ratios, from their quantiles
+            lab = np.abs(logr[:, None] - r[None]).argmin(1)
+            new = np.array([np.median(logr[lab == j]) if (lab == j).any() else r[j] for j in range(num_ratios)])
+            if np.allclose(new, r):
+                break
+            r = new
+        shared = tuple(float(x) for x in np.sort(np.exp(r)))
+        logs = np.log(np.sqrt(wh[:, 0] * wh[:, 1]))
+        nsz = int(num_levels) * per
+        s = np.quantile(logs, (np.arange(nsz) + 0.5) / nsz)
+        for _ in range(iters):
+            lab = np.abs(logs[:, None] - s[None]).argmin(1)
+            new = np.array([np.median(logs[lab == j]) if (lab == j).any() else s[j] for j in range(nsz)])
+            if np.allclose(new, s):
+                break
+            s = new
+        s = np.sort(np.exp(s))
+        sizes = tuple(tuple(float(x) for x in s[lv * per:(lv + 1) * per]) for lv in range(int(num_levels)))
+        ratios = (shared,) * int(num_levels)
+        shapes = np.asarray([[sz / math.sqrt(ar), sz * math.sqrt(ar)] for lv in sizes for sz in lv for ar in shared])
+        shapes = shapes[np.argsort(shapes[:, 0] * shapes[:, 1], kind="stable")]
+    after, mean_after = _shape_recall(wh, shapes, ts)
+    before = mean_before = None
+    if anchors is not None:
+        before, mean_before = _shape_recall(wh, _cell_shapes(anchors), ts)
+    return AnchorSuggestion(shapes, sizes, ratios, before, after, mean_before, mean_after)

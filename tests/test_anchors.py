@@ -374,3 +374,86 @@ def test_matcher_memory_is_bounded(backend):
     # outputs are n int64 + n float32 + n int64 (24 MB at 1M); the matrix alone would be 8 GB
     assert grown < n * 40 + (64 << 20), f"peak RSS grew by {grown / 2**20:.0f} MiB"
     assert grown < matrix / 20
+
+
+# --------------------------------------------------------------------------- anchor fit
+def test_anchor_fit_known_answers():
+    anchors = [np.array([[0, 0, 10, 10], [0, 0, 20, 20]], np.float32),
+               np.array([[100, 100, 110, 110]], np.float32)]
+    gt = np.array([[0, 0, 10, 10], [0, 0, 10, 20], [50, 50, 60, 60], [0, 0, 200, 100]], np.float32)
+    fit = fastiou.anchor_fit(anchors, gt, thresholds=(0.5, 0.7))
+    np.testing.assert_allclose(fit.best_iou, [1.0, 0.5, 0.0, 400 / 20000])
+    assert fit.best_anchor.tolist() == [0, 0, 0, 1]  # first anchor on the 0.5 tie; all-zero row -> 0
+    assert fit.recall == {0.5: 0.5, 0.7: 0.25}
+    assert fit.anchors_per_gt == {0.5: 0.75, 0.7: 0.25}  # gt0: 1, gt1: 2 at 0.5; gt0 only at 0.7
+    assert fit.recall_per_level == [{0.5: 0.5, 0.7: 0.25}, {0.5: 0.0, 0.7: 0.0}]
+    assert fit.size_buckets["small"]["count"] == 3 and fit.size_buckets["large"]["count"] == 1
+    assert fit.size_buckets["small"]["recall"] == {0.5: 2 / 3, 0.7: 1 / 3}
+    assert fit.size_buckets["medium"]["recall"] == {0.5: None, 0.7: None}
+    # one array with level_counts and a per-image list of gt give the same figures
+    fit2 = fastiou.anchor_fit(np.concatenate(anchors), [gt[:2], gt[2:]], level_counts=[2, 1])
+    assert fit2.recall == fit.recall and fit2.recall_per_level == fit.recall_per_level
+
+
+def _yolo_reference(wh, k, thr):
+    """YOLOv5 utils/autoanchor.py check_anchors.metric, written out in float32."""
+    wh, k = np.asarray(wh, np.float32), np.asarray(k, np.float32)
+    r = wh[:, None] / k[None]
+    x = np.minimum(r, 1 / r).min(2)
+    best = x.max(1)
+    return float((best > 1 / thr).astype(np.float32).mean()), float((x > 1 / thr).astype(np.float32).sum(1).mean())
+
+
+def test_anchor_fit_yolov5_wh_ratio():
+    # (10, 40) against (10, 10): ratio metric 0.25, not above 1/4; against (10, 20): 0.5
+    anchors = np.array([[0, 0, 10, 10], [5, 5, 15, 15]], np.float32)
+    gt = np.array([[0, 0, 10, 40], [0, 0, 10, 10]], np.float32)
+    fit = fastiou.anchor_fit(anchors, gt, metric="wh_ratio")
+    assert fit.wh_ratio["bpr"] == 0.5 and fit.wh_ratio["aat"] == 0.5  # one unique shape (10, 10)
+    fit = fastiou.anchor_fit(np.array([[0, 0, 10, 10], [0, 0, 10, 20]], np.float32), gt, metric="wh_ratio")
+    assert fit.wh_ratio["bpr"] == 1.0 and fit.wh_ratio["aat"] == 1.5
+    rng = np.random.default_rng(1)
+    wh = rng.uniform(2, 300, (500, 2)).astype(np.float32)
+    k = np.array([[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], [156, 198], [373, 326]],
+                 np.float32)  # YOLOv5's default anchors
+    got = fastiou.anchors.yolo_wh_metric(wh, k, 4.0)
+    assert (got["bpr"], got["aat"]) == pytest.approx(_yolo_reference(wh, k, 4.0), rel=1e-6)  # float32 means there
+
+
+def test_suggest_anchors_raises_recall_and_is_reproducible():
+    rng = np.random.default_rng(5)
+    # a skewed dataset: tall thin boxes (h / w about 4) of 20..60 px
+    s = rng.uniform(20, 60, 800)
+    ar = rng.uniform(3.0, 5.0, 800)
+    w, h = s / np.sqrt(ar), s * np.sqrt(ar)
+    xy = rng.uniform(0, 500, (800, 2))
+    gt = np.concatenate([xy, xy + np.stack([w, h], 1)], 1)
+    default = AnchorGenerator()
+    sug = fastiou.suggest_anchors(gt, 9, anchors=default, seed=0)
+    assert sug.recall_after[0.7] > sug.recall_before[0.7] + 0.3
+    assert sug.mean_iou_after > sug.mean_iou_before
+    again = fastiou.suggest_anchors(gt, 9, anchors=default, seed=0)
+    np.testing.assert_array_equal(sug.shapes, again.shapes)
+    assert np.median(np.asarray(sug.aspect_ratios[0])) > 2.5  # found the tall shapes
+    fpn = fastiou.suggest_anchors(gt, 15, num_levels=5, num_ratios=3, anchors=default)
+    assert len(fpn.sizes) == 5 and all(len(x) == 1 for x in fpn.sizes) and len(fpn.aspect_ratios[0]) == 3
+    assert fpn.recall_after[0.5] > fpn.recall_before[0.5]
+    # the suggestion is usable as a generator, and its positional fit beats the default's
+    gen = AnchorGenerator(fpn.sizes, fpn.aspect_ratios)
+    grids = _grids(600, 600)
+    before = fastiou.anchor_fit(default((600, 600), grids), gt)
+    after = fastiou.anchor_fit(gen((600, 600), grids), gt)
+    assert after.recall[0.5] > before.recall[0.5]
+
+
+def test_fit_bad_input():
+    with pytest.raises(ValueError, match="metric"):
+        fastiou.anchor_fit(np.zeros((1, 4)), np.zeros((1, 4)), metric="giou")
+    with pytest.raises(ValueError, match="thresholds"):
+        fastiou.anchor_fit(np.zeros((1, 4)), np.zeros((1, 4)), thresholds=(1.5,))
+    with pytest.raises(ValueError, match="level_counts"):
+        fastiou.anchor_fit(np.zeros((3, 4)), np.zeros((1, 4)), level_counts=[1, 1])
+    with pytest.raises(ValueError, match="num_anchors"):
+        fastiou.suggest_anchors(np.zeros((3, 4)), 0)
+    with pytest.raises(ValueError, match="gt_boxes"):
+        fastiou.suggest_anchors(np.array([[0, 0, 1, 1]]), 9)

@@ -301,13 +301,14 @@ class AnchorGenerator:
             return "float32"  # detectron2's buffers and shifts are float32 whatever the features
         return like.dtype if like.dtype in ("float16", "bfloat16", "float32", "float64") else "float32"
 
-    def _generate(self, grids, strides, like: Arg | None, dtype: str):
+    def _generate(self, grids, strides, like: Arg | None, dtype: str, out=None):
         levels, st, total = self._plan(grids, strides)
         lib = like.lib if like is not None else as_arg("x", np.empty(0)).lib
         device = like.device if like is not None else "cpu"
         if dtype in _HALF:
             return self._generate_half(levels, st, lib, device, dtype), levels
-        out = lib.empty((total, 4), dtype, device)
+        if out is None:
+            out = lib.empty((total, 4), dtype, device)
         if not total:
             return out, levels
         npl = _np_lib()
@@ -393,18 +394,40 @@ class AnchorGenerator:
                                 self._out_dtype(like, dtype))
         return out
 
-    def _torchvision_forward(self, image_list, feature_maps):
-        out = self(tuple(image_list.tensors.shape[-2:]), list(feature_maps))
+    def _torchvision_forward(self, image_list, feature_maps, shared: bool = False):
+        """torchvision's forward: one ``(sum, 4)`` tensor per image, each its own memory as
+        torchvision's are, every one written by the kernel (as cheap as a copy); with
+        ``shared``, one tensor listed once per image."""
         b = len(image_list.image_sizes)
-        if b <= 1:
-            return [out] * b
-        # One tensor per image as torchvision returns (distinct memory, identical values).
-        return list(out.repeat(b, 1).view(b, -1, 4).unbind(0))
+        image_size = tuple(image_list.tensors.shape[-2:])
+        feats = list(feature_maps)
+        if b <= 1 or shared:
+            return [self(image_size, feats)] * b
+        if not feats:
+            raise ValueError("feature_maps: expected one feature map per level, got none")
+        grids = [_feature_hw(f, i) for i, f in enumerate(feats)]
+        like = as_arg("feature_maps[0]", feats[0])
+        check_device([like])
+        strides = self._level_strides(image_size, grids)
+        dtype = self._out_dtype(like, None)
+        if dtype in _HALF:
+            out, _ = self._generate(grids, strides, like, dtype)
+            return [out] + [out.clone() for _ in range(b - 1)]
+        # Separate allocations of one image each (as torchvision's): one (B, sum, 4) block
+        # would exceed malloc's mmap threshold and be page-faulted afresh on every call.
+        return [self._generate(grids, strides, like, dtype)[0] for _ in range(b)]
 
-    def torch_module(self):
+    def torch_module(self, shared: bool = False):
         """This generator as a ``torch.nn.Module`` with torchvision's call ``(image_list,
-        feature_maps) -> list[Tensor]``, to replace ``model.rpn.anchor_generator``."""
-        return _torch_module_class()(self)
+        feature_maps) -> list[Tensor]``, to replace ``model.rpn.anchor_generator``.
+
+        Args:
+            shared: list one tensor for every image of the batch instead of one copy each.
+                torchvision's detection models only read the anchors, so this is safe there and
+                saves writing the anchors B times; an in-place change to one image's anchors
+                would then show in every image's.
+        """
+        return _torch_module_class()(self, shared)
 
     def __repr__(self):
         return (f"AnchorGenerator(sizes={self.sizes}, aspect_ratios={self.aspect_ratios}, "
@@ -435,9 +458,10 @@ def _torch_module_class():
         class FastiouAnchorGenerator(torch.nn.Module):
             """torchvision's AnchorGenerator interface over a fastiou AnchorGenerator."""
 
-            def __init__(self, gen: AnchorGenerator):
+            def __init__(self, gen: AnchorGenerator, shared: bool = False):
                 super().__init__()
                 self.gen = gen
+                self.shared = shared
                 self.sizes = gen.sizes
                 self.aspect_ratios = gen.aspect_ratios
 
@@ -449,7 +473,7 @@ def _torch_module_class():
                 return self.gen.num_anchors_per_location()
 
             def forward(self, image_list, feature_maps):
-                return self.gen._torchvision_forward(image_list, feature_maps)
+                return self.gen._torchvision_forward(image_list, feature_maps, self.shared)
 
         _TORCH_MODULE = FastiouAnchorGenerator
     return _TORCH_MODULE

@@ -339,10 +339,11 @@ def test_matching_bad_input():
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""
-    import resource, sys, numpy as np
+    import sys, numpy as np
     sys.path.insert(0, sys.argv[1])
     import fastiou
     from fastiou.anchors import match_boxes, box_iou_max
+    from fastiou._bench_anchors import call_peak_bytes
     backend = sys.argv[2]
     n, m = int(sys.argv[3]), int(sys.argv[4])
     rng = np.random.default_rng(0)
@@ -350,16 +351,18 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     a = np.concatenate([xy, xy + rng.uniform(8, 200, (n, 2)).astype(np.float32)], 1)
     gxy = rng.uniform(0, 4000, (m, 2)).astype(np.float32)
     g = np.concatenate([gxy, gxy + rng.uniform(8, 400, (m, 2)).astype(np.float32)], 1)
+    del xy, gxy
+    control = call_peak_bytes(lambda: np.ones(64 << 20, np.uint8).sum())  # the probe sees 64 MB
     with fastiou.use_backend(backend):
         match_boxes(a[:1000], g[:10]); box_iou_max(a[:1000], g[:10])  # load / compile first
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        out = match_boxes(a, g)
-        v, i = box_iou_max(a, g)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) * 1024, int((out >= 0).sum()), int((i >= 0).sum()))
+        out = []
+        grown = call_peak_bytes(lambda: out.append((match_boxes(a, g), box_iou_max(a, g))))
+    labels, (v, i) = out[0]
+    print(grown, control, int((labels >= 0).sum()), int((i >= 0).sum()))
 """)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS is read from Linux /proc")
 @pytest.mark.parametrize("backend", ["cpp", "numba"])
 def test_matcher_memory_is_bounded(backend):
     """1M anchors x 2k gt (an 8 GB float32 IoU matrix) in a few tens of MB more than the inputs."""
@@ -368,8 +371,9 @@ def test_matcher_memory_is_bounded(backend):
     res = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, root, backend, str(n), str(m)],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    grown, matched, indexed = (int(x) for x in res.stdout.split())
+    grown, control, matched, indexed = (int(x) for x in res.stdout.split())
     matrix = n * m * 4
+    assert control >= 60 << 20, "the peak-RSS probe does not see a 64 MB allocation"
     assert indexed == n and matched > 0
     # outputs are n int64 + n float32 + n int64 (24 MB at 1M); the matrix alone would be 8 GB
     assert grown < n * 40 + (64 << 20), f"peak RSS grew by {grown / 2**20:.0f} MiB"

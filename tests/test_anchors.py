@@ -118,6 +118,31 @@ def _d2_reference(sizes, ratios, strides, offset, grids):
     return out
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.5, 0.3])
+@pytest.mark.parametrize("stride", [8, 12, 7])
+def test_detectron2_torch_arithmetic(offset, stride, tv_torch):
+    """detectron2's grid as torch computes it (SEMANTICS.md 2.5: float32 arange from
+    offset * stride by stride, plus float32 cell anchors), bit for bit."""
+    torch = tv_torch
+    sizes, ratios, grid = [[32, 45.25, 64]], [[0.5, 1.0, 2.0, 3.3]], (9, 13)
+    cells = torch.tensor(AnchorGenerator(sizes, ratios, convention="detectron2", strides=[stride],
+                                         offset=offset).cell_anchors[0])
+    rows = []  # detectron2's generate_cell_anchors: Python floats, size-major, then float32
+    for size in sizes[0]:
+        for ar in ratios[0]:
+            w = math.sqrt(size ** 2.0 / ar)
+            h = ar * w
+            rows.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
+    assert torch.equal(cells, torch.tensor(rows))
+    sx = torch.arange(offset * stride, grid[1] * stride, step=stride, dtype=torch.float32)
+    sy = torch.arange(offset * stride, grid[0] * stride, step=stride, dtype=torch.float32)
+    yy, xx = torch.meshgrid(sy, sx, indexing="ij")
+    shifts = torch.stack((xx.reshape(-1), yy.reshape(-1), xx.reshape(-1), yy.reshape(-1)), dim=1)
+    want = (shifts.view(-1, 1, 4) + cells.view(1, -1, 4)).reshape(-1, 4)
+    gen = AnchorGenerator(sizes, ratios, convention="detectron2", strides=[stride], offset=offset)
+    np.testing.assert_array_equal(gen.grid_anchors([grid], [stride])[0], want.numpy())
+
+
 @pytest.mark.parametrize("offset", [0.0, 0.5])
 def test_detectron2_formula(offset):
     sizes = [[32, 40.3, 50.8], [64, 80.6, 101.6]]

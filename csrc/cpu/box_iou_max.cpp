@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -60,17 +61,27 @@ struct Scratch {  // one thread's block of rows
   bool plain;            // every row is plain_box
 };
 
+// Loads a block's rows as structure-of-arrays, with their bounding box and plainness
+// (plain_box of every row, written branch-free: x - x is 0 only for a finite x).
 template <typename T>
-void load_block(Scratch<T>& s, const T* rows, index_t cnt) {
-  s.plain = true;
-  s.bx1 = s.by1 = std::numeric_limits<T>::infinity();
-  s.bx2 = s.by2 = -std::numeric_limits<T>::infinity();
+FASTIOU_HD void load_block(Scratch<T>& s, const T* rows, index_t cnt) {
+  T bx1 = std::numeric_limits<T>::infinity(), by1 = bx1;
+  T bx2 = -std::numeric_limits<T>::infinity(), by2 = bx2;
+  int bad = 0;
   for (index_t k = 0; k < cnt; ++k) {
-    const BoxF<T> b = make_boxf(rows + 4 * k, FMT_XYXY, MODE_IOU);
-    s.ax1[k] = b.x1; s.ay1[k] = b.y1; s.ax2[k] = b.x2; s.ay2[k] = b.y2; s.aar[k] = b.area;
-    s.plain = s.plain && plain_box(b);
-    s.bx1 = std::min(s.bx1, b.x1); s.by1 = std::min(s.by1, b.y1);
-    s.bx2 = std::max(s.bx2, b.x2); s.by2 = std::max(s.by2, b.y2);
+    const T x1 = rows[4 * k], y1 = rows[4 * k + 1], x2 = rows[4 * k + 2], y2 = rows[4 * k + 3];
+    const T area = (x2 - x1) * (y2 - y1);
+    s.ax1[k] = x1; s.ay1[k] = y1; s.ax2[k] = x2; s.ay2[k] = y2; s.aar[k] = area;
+    const T fin = (x1 - x1) + (y1 - y1) + (x2 - x2) + (y2 - y2) + (area - area);
+    bad |= static_cast<int>(!(fin == T(0))) | static_cast<int>(!(x2 > x1)) |
+           static_cast<int>(!(y2 > y1)) | static_cast<int>(!(area > T(0)));
+    bx1 = x1 < bx1 ? x1 : bx1; by1 = y1 < by1 ? y1 : by1;
+    bx2 = x2 > bx2 ? x2 : bx2; by2 = y2 > by2 ? y2 : by2;
+  }
+  s.bx1 = bx1; s.by1 = by1; s.bx2 = bx2; s.by2 = by2;
+  s.plain = bad == 0;
+  if (!s.plain) {  // a NaN coordinate reaches the area as make_boxf does it (box_math.h)
+    for (index_t k = 0; k < cnt; ++k) s.aar[k] = make_boxf(rows + 4 * k, FMT_XYXY, MODE_IOU).area;
   }
 }
 
@@ -116,6 +127,27 @@ FASTIOU_HD T vector_max(const T* v, index_t cnt, T start) {
   return any_nan ? std::numeric_limits<T>::quiet_NaN() : r;
 }
 
+// The maximum of v[0, cnt) when every value is finite and >= +0 (the IoUs of plain boxes):
+// then the bit patterns order as the values do, and an integer maximum vectorises where a
+// float compare-select reduction does not (without -ffast-math).
+template <typename T> struct BitsOf;
+template <> struct BitsOf<float> { typedef int32_t type; };
+template <> struct BitsOf<double> { typedef int64_t type; };
+
+template <typename T>
+FASTIOU_HD T plain_max(const T* v, index_t cnt) {
+  typedef typename BitsOf<T>::type I;
+  I acc = 0;  // +0.0
+  for (index_t k = 0; k < cnt; ++k) {
+    I b;
+    std::memcpy(&b, v + k, sizeof(I));
+    acc = b > acc ? b : acc;
+  }
+  T r;
+  std::memcpy(&r, &acc, sizeof(T));
+  return r;
+}
+
 // Pass 1 for one block: the rows' maxima over all columns (best, arg) and, when colmax is
 // given, this thread's column maxima (a NaN column maximum stays NaN).
 template <typename T>
@@ -141,28 +173,51 @@ FASTIOU_HD void block_pass(Scratch<T>& s, const T* rows, index_t cnt, const Cols
         s.arg[k] = up ? jj : s.arg[k];
       }
     }
-    if (colmax != nullptr && colmax[j] == colmax[j]) colmax[j] = vector_max(s.v, cnt, colmax[j]);
+    if (colmax != nullptr && colmax[j] == colmax[j]) {
+      if (s.plain && c.plain[j]) {
+        const T r = plain_max(s.v, cnt);
+        colmax[j] = r > colmax[j] ? r : colmax[j];
+      } else {
+        colmax[j] = vector_max(s.v, cnt, colmax[j]);
+      }
+    }
   }
 }
 
+// A block's bounding box and plainness, kept from pass 1 so pass 2 loads only the blocks a
+// column can tie in.
+template <typename T>
+struct BlockBox {
+  T x1, y1, x2, y2;
+  bool plain;
+};
+
 // Pass 2 for one block: tie[k] = row k's IoU with some column equals that column's maximum,
 // over the columns whose maximum is <= `reach` (the largest best of the block's candidates).
+// A plain column outside the block's box has IoU +0 with every row: it ties them all when its
+// maximum is 0, and the rows need not be loaded for it.
 template <typename T>
 FASTIOU_HD void block_ties(Scratch<T>& s, const T* rows, index_t cnt, const Cols<T>& c, index_t m,
-                           const T* colmax, T reach) {
-  load_block(s, rows, cnt);
+                           const T* colmax, T reach, const BlockBox<T>& bb) {
   for (index_t k = 0; k < cnt; ++k) s.tie[k] = 0;
+  bool loaded = false, all = false;
   for (index_t j = 0; j < m; ++j) {
     const T cm = colmax[j];
     if (!(cm <= reach)) continue;  // above every candidate's best, or NaN: ties none
-    if (misses(s, c, j)) {
-      if (cm == T(0))
-        for (index_t k = 0; k < cnt; ++k) s.tie[k] = 1;
+    if (bb.plain && c.plain[j] &&
+        (c.x1[j] >= bb.x2 || c.x2[j] <= bb.x1 || c.y1[j] >= bb.y2 || c.y2[j] <= bb.y1)) {
+      all = all || cm == T(0);
       continue;
+    }
+    if (!loaded) {
+      load_block(s, rows, cnt);
+      loaded = true;
     }
     column_ious(s, cnt, c, j);
     for (index_t k = 0; k < cnt; ++k) s.tie[k] = s.tie[k] | static_cast<uint8_t>(s.v[k] == cm);
   }
+  if (all)
+    for (index_t k = 0; k < cnt; ++k) s.tie[k] = 1;
 }
 
 #define FASTIOU_BLOCK_FNS(T, PASS, TIES)                                                       \
@@ -171,8 +226,8 @@ FASTIOU_HD void block_ties(Scratch<T>& s, const T* rows, index_t cnt, const Cols
     block_pass<T>(s, rows, cnt, c, m, colmax);                                                \
   }                                                                                           \
   FASTIOU_CLONES void TIES(Scratch<T>& s, const T* rows, index_t cnt, const Cols<T>& c,       \
-                           index_t m, const T* colmax, T reach) {                             \
-    block_ties<T>(s, rows, cnt, c, m, colmax, reach);                                         \
+                           index_t m, const T* colmax, T reach, const BlockBox<T>& bb) {      \
+    block_ties<T>(s, rows, cnt, c, m, colmax, reach, bb);                                     \
   }
 FASTIOU_BLOCK_FNS(float, block_pass_f32, block_ties_f32)
 FASTIOU_BLOCK_FNS(double, block_pass_f64, block_ties_f64)
@@ -184,18 +239,19 @@ void run_pass(Scratch<double>& s, const double* r, index_t n, const Cols<double>
   block_pass_f64(s, r, n, c, m, cm);
 }
 void run_ties(Scratch<float>& s, const float* r, index_t n, const Cols<float>& c, index_t m,
-              const float* cm, float reach) {
-  block_ties_f32(s, r, n, c, m, cm, reach);
+              const float* cm, float reach, const BlockBox<float>& bb) {
+  block_ties_f32(s, r, n, c, m, cm, reach, bb);
 }
 void run_ties(Scratch<double>& s, const double* r, index_t n, const Cols<double>& c, index_t m,
-              const double* cm, double reach) {
-  block_ties_f64(s, r, n, c, m, cm, reach);
+              const double* cm, double reach, const BlockBox<double>& bb) {
+  block_ties_f64(s, r, n, c, m, cm, reach, bb);
 }
 
 // The low-quality rule's second pass over one item (labels, best and args from pass 1).
 template <typename T>
 void lowq_pass(const T* rows, index_t n, const Cols<T>& c, index_t m, const std::vector<T>& colmax,
-               const T* best, const int32_t* args, int64_t* labels, int nthreads) {
+               const T* best, const int32_t* args, const BlockBox<T>* boxes, int64_t* labels,
+               int nthreads) {
   T min_col = std::numeric_limits<T>::infinity();
   for (index_t j = 0; j < m; ++j)
     if (colmax[j] < min_col) min_col = colmax[j];  // a NaN maximum ties nothing
@@ -214,7 +270,7 @@ void lowq_pass(const T* rows, index_t n, const Cols<T>& c, index_t m, const std:
         reach = std::max(reach, best[i0 + k]);
       }
       if (!any) continue;
-      run_ties(*s, rows + 4 * i0, cnt, c, m, colmax.data(), reach);
+      run_ties(*s, rows + 4 * i0, cnt, c, m, colmax.data(), reach, boxes[bi]);
       for (index_t k = 0; k < cnt; ++k)
         if (s->tie[k] && lowq_candidate<T>(labels[i0 + k], best[i0 + k], min_col))
           labels[i0 + k] = args[i0 + k];
@@ -232,8 +288,13 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
   const bool want_col = labels != nullptr && lowq;
   const int nthreads = (n * m > kParallelMin) ? omp_get_max_threads() : 1;
   std::vector<T> colmax(want_col ? m : 0, -std::numeric_limits<T>::infinity());
-  std::vector<int32_t> args(want_col ? n : 0);  // rows' best columns, for the second pass
+  // Rows' best columns, for the second pass: a buffer kept per calling thread, so repeated
+  // calls (one per training image) do not page-fault a fresh one each time.
+  static thread_local std::vector<int32_t> args;
+  if (want_col && args.size() < static_cast<size_t>(n)) args.resize(n);
+  int32_t* const arg_of = args.data();  // the caller's buffer (an OpenMP worker's own is empty)
   const index_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<BlockBox<T>> boxes(want_col ? blocks : 0);
   const T tlow = static_cast<T>(low), thigh = static_cast<T>(high);
 #pragma omp parallel num_threads(nthreads)
   {
@@ -243,6 +304,7 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
     for (index_t bi = 0; bi < blocks; ++bi) {
       const index_t i0 = bi * kBlock, cnt = std::min(kBlock, n - i0);
       run_pass(*s, rows + 4 * i0, cnt, c, m, want_col ? mine.data() : nullptr);
+      if (want_col) boxes[bi] = BlockBox<T>{s->bx1, s->by1, s->bx2, s->by2, s->plain};
       for (index_t k = 0; k < cnt; ++k) {
         best_out[i0 + k] = s->best[k];
         if (labels == nullptr) {
@@ -250,7 +312,7 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
           continue;
         }
         labels[i0 + k] = match_label<T>(s->best[k], s->arg[k], tlow, thigh);
-        if (want_col) args[i0 + k] = s->arg[k];
+        if (want_col) arg_of[i0 + k] = s->arg[k];
       }
     }
     if (want_col) {
@@ -259,7 +321,7 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
     }
     delete s;
   }
-  if (want_col) lowq_pass(rows, n, c, m, colmax, best_out, args.data(), labels, nthreads);
+  if (want_col) lowq_pass(rows, n, c, m, colmax, best_out, arg_of, boxes.data(), labels, nthreads);
 }
 
 }  // namespace
@@ -285,7 +347,8 @@ template <typename T>
 void match_boxes_cpu(const T* anchors, index_t batch1, const T* gt, const int64_t* counts,
                      index_t batch, index_t n, index_t m, double high, double low, bool lowq,
                      int64_t* matches) {
-  std::vector<T> best(n);
+  static thread_local std::vector<T> best;  // the rows' maxima, kept as `args` in item()
+  if (best.size() < static_cast<size_t>(n)) best.resize(n);
   for (index_t b = 0; b < batch; ++b) {
     const index_t mc = counts[b];
     int64_t* lab = matches + b * n;

@@ -148,6 +148,7 @@ py::dict build_info() {
 void register_nms(py::module_& m);    // csrc/bindings_cpu_nms.cpp
 void register_masks(py::module_& m);  // csrc/bindings_cpu_masks.cpp
 void register_rle(py::module_& m);    // csrc/bindings_cpu_rle.cpp
+void register_launch(py::module_& m); // csrc/bindings_cpu_launch.cpp
 void register_anchors(py::module_& m);  // csrc/bindings_cpu_anchors.cpp
 
 PYBIND11_MODULE(_C, m) {
@@ -177,5 +178,6 @@ PYBIND11_MODULE(_C, m) {
   register_nms(m);
   register_masks(m);
   register_rle(m);
+  register_launch(m);
   register_anchors(m);
 }

@@ -25,7 +25,7 @@ import numpy as np
 from . import _dispatch
 from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape
 from ._errors import InputError
-from .boxes import _dtypes, _finish
+from ._args import compute_dtypes as _dtypes, finish as _finish
 
 __all__ = ["AnchorGenerator", "box_iou_max", "match_boxes", "anchor_fit", "AnchorFit",
            "suggest_anchors", "AnchorSuggestion"]

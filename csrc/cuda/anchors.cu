@@ -9,7 +9,7 @@ template <typename T>
 void anchor_grid_cuda(const T* cells, const long long* levels, const double* strides, index_t nlev,
                       double offset, T* out, index_t total, void* stream) {
   if (total <= 0 || nlev <= 0) return;
-  anchor_grid_kernel<T><<<grid_for(total, 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(
+  anchor_grid_kernel<T><<<grid_for(total, kAnchorGridThreads), kAnchorGridThreads, 0, static_cast<cudaStream_t>(stream)>>>(
       cells, levels, strides, nlev, offset, out, total);
   check_launch("anchor_grid");
 }

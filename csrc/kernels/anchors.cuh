@@ -4,6 +4,7 @@
 #pragma once
 
 #include "fastiou/anchor_math.h"
+#include "fastiou/launch.h"
 
 namespace fastiou {
 

@@ -5,10 +5,9 @@
 #pragma once
 
 #include "fastiou/anchor_math.h"
+#include "fastiou/launch.h"
 
 namespace fastiou {
-
-constexpr int kIouMaxThreads = 256;  // threads per block = rows per block = columns per tile
 
 // Column maxima are kept as ordered 64-bit keys (key(a) < key(b) <=> a < b; every NaN made the
 // largest key), so atomicMax takes the NaN-propagating maximum; 0 is below every key.

@@ -247,11 +247,18 @@ void run_ties(Scratch<double>& s, const double* r, index_t n, const Cols<double>
   block_ties_f64(s, r, n, c, m, cm, reach, bb);
 }
 
-// The low-quality rule's second pass over one item (labels, best and args from pass 1).
+// A label (-1, -2 or a column) and the row's best column in one int64: column in the high
+// word, label in the low word (sign-extended back by packed_label).
+inline int64_t pack_label(int64_t label, int64_t arg) {
+  return static_cast<int64_t>((static_cast<uint64_t>(arg) << 32) | static_cast<uint32_t>(label));
+}
+inline int64_t packed_label(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(v)); }
+inline int64_t packed_arg(int64_t v) { return static_cast<int64_t>(static_cast<uint64_t>(v) >> 32); }
+
+// The low-quality rule's second pass over one item (packed labels and best from pass 1).
 template <typename T>
 void lowq_pass(const T* rows, index_t n, const Cols<T>& c, index_t m, const std::vector<T>& colmax,
-               const T* best, const int32_t* args, const BlockBox<T>* boxes, int64_t* labels,
-               int nthreads) {
+               const T* best, const BlockBox<T>* boxes, int64_t* labels, int nthreads) {
   T min_col = std::numeric_limits<T>::infinity();
   for (index_t j = 0; j < m; ++j)
     if (colmax[j] < min_col) min_col = colmax[j];  // a NaN maximum ties nothing
@@ -265,15 +272,17 @@ void lowq_pass(const T* rows, index_t n, const Cols<T>& c, index_t m, const std:
       bool any = false;
       T reach = -std::numeric_limits<T>::infinity();
       for (index_t k = 0; k < cnt; ++k) {
-        if (!lowq_candidate<T>(labels[i0 + k], best[i0 + k], min_col)) continue;
+        if (!lowq_candidate<T>(packed_label(labels[i0 + k]), best[i0 + k], min_col)) continue;
         any = true;
         reach = std::max(reach, best[i0 + k]);
       }
       if (!any) continue;
       run_ties(*s, rows + 4 * i0, cnt, c, m, colmax.data(), reach, boxes[bi]);
       for (index_t k = 0; k < cnt; ++k)
-        if (s->tie[k] && lowq_candidate<T>(labels[i0 + k], best[i0 + k], min_col))
-          labels[i0 + k] = args[i0 + k];
+        if (s->tie[k] && lowq_candidate<T>(packed_label(labels[i0 + k]), best[i0 + k], min_col)) {
+          const int64_t arg = packed_arg(labels[i0 + k]);
+          labels[i0 + k] = pack_label(arg, arg);
+        }
     }
     delete s;
   }
@@ -288,11 +297,6 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
   const bool want_col = labels != nullptr && lowq;
   const int nthreads = (n * m > kParallelMin) ? omp_get_max_threads() : 1;
   std::vector<T> colmax(want_col ? m : 0, -std::numeric_limits<T>::infinity());
-  // Rows' best columns, for the second pass: a buffer kept per calling thread, so repeated
-  // calls (one per training image) do not page-fault a fresh one each time.
-  static thread_local std::vector<int32_t> args;
-  if (want_col && args.size() < static_cast<size_t>(n)) args.resize(n);
-  int32_t* const arg_of = args.data();  // the caller's buffer (an OpenMP worker's own is empty)
   const index_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<BlockBox<T>> boxes(want_col ? blocks : 0);
   const T tlow = static_cast<T>(low), thigh = static_cast<T>(high);
@@ -311,8 +315,10 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
           idx_out[i0 + k] = s->arg[k];
           continue;
         }
-        labels[i0 + k] = match_label<T>(s->best[k], s->arg[k], tlow, thigh);
-        if (want_col) arg_of[i0 + k] = s->arg[k];
+        const int64_t label = match_label<T>(s->best[k], s->arg[k], tlow, thigh);
+        // With the low-quality rule the row's best column rides in the label's high word until
+        // the second pass has used it (no n-sized buffer of its own).
+        labels[i0 + k] = want_col ? pack_label(label, s->arg[k]) : label;
       }
     }
     if (want_col) {
@@ -321,7 +327,10 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
     }
     delete s;
   }
-  if (want_col) lowq_pass(rows, n, c, m, colmax, best_out, arg_of, boxes.data(), labels, nthreads);
+  if (!want_col) return;
+  lowq_pass(rows, n, c, m, colmax, best_out, boxes.data(), labels, nthreads);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (index_t i = 0; i < n; ++i) labels[i] = packed_label(labels[i]);
 }
 
 }  // namespace
@@ -347,7 +356,9 @@ template <typename T>
 void match_boxes_cpu(const T* anchors, index_t batch1, const T* gt, const int64_t* counts,
                      index_t batch, index_t n, index_t m, double high, double low, bool lowq,
                      int64_t* matches) {
-  static thread_local std::vector<T> best;  // the rows' maxima, kept as `args` in item()
+  // The rows' maxima for the second pass: kept per calling thread, so repeated calls (one per
+  // training image) reuse it instead of page-faulting a fresh one.
+  static thread_local std::vector<T> best;
   if (best.size() < static_cast<size_t>(n)) best.resize(n);
   for (index_t b = 0; b < batch; ++b) {
     const index_t mc = counts[b];

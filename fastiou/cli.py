@@ -33,7 +33,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"info": "build, backends and hardware", "bench": "benchmarks against the baselines",
                 "check": "audit a COCO dataset for overlapping or broken annotations",
-                "sweep": "re-run NMS settings over COCO predictions: kept, overlaps left, AP"}
+                "sweep": "re-run NMS settings over COCO predictions: kept, overlaps left, AP",
+                "anchors": "how well a detector's anchors fit a COCO dataset; better anchors",
+                "demo": "a small dataset with planted problems, and all of the above run on it"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: fastiou {" + ",".join(commands) + "} [options]\n")
         for c, d in commands.items():
@@ -45,6 +47,12 @@ def main(argv=None) -> int:
     if cmd == "check":
         from .diagnostics.cli import main as check_main
         return check_main(rest)
+    if cmd == "demo":
+        from .diagnostics.demo import main as demo_main
+        return demo_main(rest)
+    if cmd == "anchors":
+        from .diagnostics.anchors_cli import main as anchors_main
+        return anchors_main(rest)
     if cmd == "sweep":
         from .diagnostics.sweep_cli import main as sweep_main
         return sweep_main(rest)

@@ -42,13 +42,17 @@ A finding's category counts once per category it names (a cross-class pair count
 ``sweep(predictions, gt=None, iou=..., score=None, masks=False, mode="class", ...)`` re-runs NMS
 over COCO results at every IoU and score threshold and measures each setting (the library under
 ``fastiou sweep``; its JSON schema ``"fastiou.sweep/1"`` is in ``fastiou.diagnostics.sweep``).
+``anchors_report(coco, preset="torchvision-fpn", ..., suggest=None)`` measures how well a model's
+anchors fit the dataset's boxes (``fastiou anchors``; schema ``"fastiou.anchors/1"`` in
+``fastiou.diagnostics.anchors``). ``fastiou.diagnostics.demo.run_demo(DIR)``: ``fastiou demo``.
 """
 
 from .api import CheckResult, check
 from .audit import Params, check_image
 from .coco import UnusableInput
 from .findings import KINDS, Finding
+from .anchors import AnchorsResult, anchors_report
 from .sweep import SweepResult, greedy_sweep, sweep
 
 __all__ = ["check", "check_image", "CheckResult", "Params", "Finding", "KINDS", "UnusableInput",
-           "sweep", "SweepResult", "greedy_sweep"]
+           "sweep", "SweepResult", "greedy_sweep", "anchors_report", "AnchorsResult"]

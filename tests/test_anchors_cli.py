@@ -62,7 +62,8 @@ def torchvision_best_iou(data, preset="torchvision-fpn"):
         anns = [a for a in data["annotations"] if a["image_id"] == im["id"] and not a["iscrowd"]]
         xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32)
         boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
-        il, tg = tf([torch.zeros(3, im["height"], im["width"])], [{"boxes": boxes, "labels": torch.ones(len(anns), dtype=torch.int64)}])
+        target = {"boxes": boxes, "labels": torch.ones(len(anns), dtype=torch.int64)}
+        il, tg = tf([torch.zeros(3, im["height"], im["width"])], [target])
         H, W = il.tensors.shape[-2:]
         feats = [torch.zeros(1, 1, -(-H // s), -(-W // s)) for s in p["strides"]]
         anchors = gen(ImageList(il.tensors, il.image_sizes), feats)[0]
@@ -120,7 +121,8 @@ def test_yolov5_preset_is_autoanchors_metric():
     x = np.minimum(rr, 1 / rr).min(2)          # YOLOv5 utils/autoanchor.py metric()
     bpr = float((x.max(1) > 1 / 4.0).mean())
     aat = float((x > 1 / 4.0).sum(1).mean())
-    assert r.overall["recall_low"] == pytest.approx(bpr) and r.overall["anchors_per_box_high"] == pytest.approx(aat)
+    assert r.overall["recall_low"] == pytest.approx(bpr)
+    assert r.overall["anchors_per_box_high"] == pytest.approx(aat)
     assert r.unreached["count"] == int((x.max(1) <= 1 / 4.0).sum())
 
 

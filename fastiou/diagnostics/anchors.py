@@ -56,28 +56,30 @@ SCHEMA = "fastiou.anchors/1"
 BUCKETS = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2), ("large", 96.0 ** 2, math.inf))
 
 _R = (0.5, 1.0, 2.0)
+_FPN = [[32], [64], [128], [256], [512]]
 PRESETS = {
-    "torchvision-fpn": {"resize_rule": "floor", "convention": "torchvision", "sizes": [[32], [64], [128], [256], [512]],
+    "torchvision-fpn": {"convention": "torchvision", "resize_rule": "floor", "sizes": _FPN,
                         "ratios": [_R] * 5, "strides": [4, 8, 16, 32, 64], "resize": (800, 1333),
                         "levels": ["P2", "P3", "P4", "P5", "pool"], "low": 0.3, "high": 0.7,
                         "matcher": "RPN Matcher(0.7, 0.3, allow_low_quality_matches=True)"},
-    "detectron2-fpn": {"resize_rule": "round", "convention": "detectron2", "offset": 0.0,
-                       "sizes": [[32], [64], [128], [256], [512]], "ratios": [_R] * 5,
+    "detectron2-fpn": {"convention": "detectron2", "resize_rule": "round", "offset": 0.0,
+                       "sizes": _FPN, "ratios": [_R] * 5,
                        "strides": [4, 8, 16, 32, 64], "resize": (800, 1333),
                        "levels": ["p2", "p3", "p4", "p5", "p6"], "low": 0.3, "high": 0.7,
                        "matcher": "RPN IOU_THRESHOLDS [0.3, 0.7]"},
-    "retinanet": {"resize_rule": "floor", "convention": "torchvision",
-                  "sizes": [[x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))] for x in (32, 64, 128, 256, 512)],
+    "retinanet": {"convention": "torchvision", "resize_rule": "floor",
+                  "sizes": [[x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))]
+                            for x in (32, 64, 128, 256, 512)],
                   "ratios": [_R] * 5, "strides": [8, 16, 32, 64, 128], "resize": (800, 1333),
                   "levels": ["P3", "P4", "P5", "P6", "P7"], "low": 0.4, "high": 0.5,
                   "matcher": "Matcher(0.5, 0.4, allow_low_quality_matches=True)"},
-    "mmdet-fpn": {"resize_rule": "round", "convention": "mmdet", "sizes": [[32], [64], [128], [256], [512]], "ratios": [_R] * 5,
+    "mmdet-fpn": {"convention": "mmdet", "resize_rule": "round", "sizes": _FPN, "ratios": [_R] * 5,
                   "strides": [4, 8, 16, 32, 64], "resize": (800, 1333),
                   "levels": ["P2", "P3", "P4", "P5", "P6"], "low": 0.3, "high": 0.7,
                   "matcher": "MaxIoUAssigner(pos_iou_thr=0.7, neg_iou_thr=0.3)"},
-    "yolov5": {"resize_rule": "letterbox", "convention": "yolov5", "anchors": [[(10, 13), (16, 30), (33, 23)],
-                                                   [(30, 61), (62, 45), (59, 119)],
-                                                   [(116, 90), (156, 198), (373, 326)]],
+    "yolov5": {"convention": "yolov5", "resize_rule": "letterbox",
+               "anchors": [[(10, 13), (16, 30), (33, 23)], [(30, 61), (62, 45), (59, 119)],
+                           [(116, 90), (156, 198), (373, 326)]],
                "strides": [8, 16, 32], "resize": (640,), "levels": ["P3", "P4", "P5"],
                "anchor_t": 4.0, "matcher": "autoanchor metric, anchor_t=4.0"},
 }
@@ -373,7 +375,8 @@ def anchors_report(coco, preset: str = "torchvision-fpn", sizes=None, ratios=Non
         best, lv, apb, gen = _fit_iou(p, p["sizes"], p["ratios"], groups, low, high, progress)
     overall, buckets, levels = _summary(best, lv, apb, recs, p, low, high, yolo)
     for k, lvl in enumerate(levels):
-        lvl["sizes"] = [float(np.sqrt(w * h)) for w, h in p["anchors"][k]] if yolo else p["sizes"][k]
+        lvl["sizes"] = [float(np.sqrt(w * h)) for w, h in p["anchors"][k]] if yolo else \
+            [float(x) for x in p["sizes"][k]]
     miss = best <= 1.0 / p["anchor_t"] if yolo else best < low
     order = np.argsort(best, kind="stable")
     worst = [dict(recs[i], best=float(best[i])) for i in order if miss[i]][:max_listed]

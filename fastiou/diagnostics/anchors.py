@@ -19,9 +19,11 @@ width/height ratio above 1/4). Crowd regions are left out (matchers ignore them)
 JSON (``AnchorsResult.to_dict()``, ``fastiou anchors --json``), schema ``"fastiou.anchors/1"``::
 
     {"schema": "fastiou.anchors/1", "source": str, "preset": str,
-     "parameters": {"convention": str, "sizes": [[float]], "ratios": [[float]], "strides": [int],
-                    "image_size": [int] , "thresholds": {"low": float, "high": float} | null,
-                    "anchor_t": float | null, "metric": "iou" | "wh_ratio"},
+     "parameters": {"convention": str, "sizes": [[float]] | null, "ratios": [[float]] | null,
+                    "anchors": [[[w, h]]] | null,   # yolov5
+                    "strides": [int], "image_size": [int],
+                    "thresholds": {"low": float, "high": float} | null,
+                    "anchor_t": float | null, "metric": "iou" | "wh_ratio", "matcher": str},
      "counts": {"images": int, "boxes": int, "crowd_skipped": int, "image_sizes": int,
                 "messages": int},
      "overall": {"boxes": int, "recall_low": float, "recall_high": float,
@@ -33,10 +35,13 @@ JSON (``AnchorsResult.to_dict()``, ``fastiou anchors --json``), schema ``"fastio
      "unreached": {"count": int,                   # best below the low threshold
                    "worst": [{"image_id", "annotation_id", "category", "w", "h",
                               "scaled_w", "scaled_h", "best": float}, ...]},   # up to 20
-     "suggestion": null | {"k": int, "sizes": [[float]], "ratios": [float],
-                           "shapes": [[w, h]], "shape_recall_before": {...},
-                           "shape_recall_after": {...}, "overall": {...}, "config": {...}},
-     "messages": [{"kind", "image_id", "annotation_id", "message"}]}
+     "suggestion": null | {"k": int, "sizes": [[float]] | null, "ratios": [float] | null,
+                           "shapes": [[w, h]], "shape_recall_before": {t: r},
+                           "shape_recall_after": {t: r},   # suggest_anchors' shape recall
+                           "overall": {...}, "buckets": {...}, "levels": [...],  # as above, for
+                           "config": {framework: str}},    # the suggested anchors on the grids
+     "messages": [{"kind", "image_id", "annotation_id", "message"}],
+     "seconds": float}
 
 With ``metric="wh_ratio"`` (yolov5) ``recall_low``/``recall_high`` are both YOLOv5's best possible
 recall (best ratio metric > 1/anchor_t) and ``anchors_per_box_high`` its "anchors above threshold".

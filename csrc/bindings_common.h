@@ -18,10 +18,17 @@ inline std::string shape_str(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
+// Whether `a` holds T: by value, not identity (an array that crossed a process boundary, by
+// pickle to a worker, has an equal dtype that is another object; a byte-swapped one is not equal).
+template <typename T>
+bool is_dtype(const py::array& a) {
+  return a.dtype().equal(py::dtype::of<T>());
+}
+
 // Checks dtype, rank and the sizes given (-1: any); ValueError naming the argument otherwise.
 template <typename T>
 void check_dtype_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!fastiou::bind::is_dtype<T>(a))
     throw py::value_error(std::string(name) + ": expected dtype " +
                           std::string(py::str(py::dtype::of<T>())) + ", got " +
                           std::string(py::str(a.dtype())));

@@ -49,7 +49,7 @@ void box_pairwise_t(const py::array& b1, const py::array& b2, const py::array& o
 void box_pairwise(const py::array& b1, const py::array& b2, const py::array& out, int mode,
                   int fmt, double eps) {
   check_codes(mode, fmt);
-  if (b1.dtype().is(py::dtype::of<double>()))
+  if (fastiou::bind::is_dtype<double>(b1))
     box_pairwise_t<double>(b1, b2, out, mode, fmt, eps);
   else
     box_pairwise_t<float>(b1, b2, out, mode, fmt, eps);
@@ -69,7 +69,7 @@ void box_aligned_t(const py::array& b1, const py::array& b2, const py::array& ou
 void box_aligned(const py::array& b1, const py::array& b2, const py::array& out, int mode,
                  int fmt, double eps) {
   check_codes(mode, fmt);
-  if (b1.dtype().is(py::dtype::of<double>()))
+  if (fastiou::bind::is_dtype<double>(b1))
     box_aligned_t<double>(b1, b2, out, mode, fmt, eps);
   else
     box_aligned_t<float>(b1, b2, out, mode, fmt, eps);
@@ -86,7 +86,7 @@ void box_area_t(const py::array& b, const py::array& out, int fmt) {
 
 void box_area(const py::array& b, const py::array& out, int fmt) {
   check_codes(0, fmt);
-  if (b.dtype().is(py::dtype::of<double>()))
+  if (fastiou::bind::is_dtype<double>(b))
     box_area_t<double>(b, out, fmt);
   else
     box_area_t<float>(b, out, fmt);
@@ -105,7 +105,7 @@ void box_convert_t(const py::array& b, const py::array& out, int in_fmt, int out
 
 void box_convert(const py::array& b, const py::array& out, int in_fmt, int out_fmt) {
   check_codes(0, in_fmt, out_fmt);
-  if (b.dtype().is(py::dtype::of<double>()))
+  if (fastiou::bind::is_dtype<double>(b))
     box_convert_t<double>(b, out, in_fmt, out_fmt);
   else
     box_convert_t<float>(b, out, in_fmt, out_fmt);

@@ -20,8 +20,8 @@ using fastiou::bind::checked;
 namespace {
 
 bool is_f64(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<double>())) return true;
-  if (a.dtype().is(py::dtype::of<float>())) return false;
+  if (fastiou::bind::is_dtype<double>(a)) return true;
+  if (fastiou::bind::is_dtype<float>(a)) return false;
   throw py::value_error(std::string(name) + ": expected dtype float32 or float64, got " +
                         std::string(py::str(a.dtype())));
 }

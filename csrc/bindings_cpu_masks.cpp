@@ -26,9 +26,9 @@ namespace {
 // The words of a bits array: dtype uint64 or int64, C-contiguous, of the shape given.
 uint64_t* bits_ptr(const py::array& a, const char* name, std::vector<py::ssize_t> shape,
                    bool writable) {
-  if (a.dtype().is(py::dtype::of<int64_t>()))
+  if (fastiou::bind::is_dtype<int64_t>(a))
     return reinterpret_cast<uint64_t*>(checked<int64_t>(a, name, shape, writable));
-  if (!a.dtype().is(py::dtype::of<uint64_t>()))
+  if (!fastiou::bind::is_dtype<uint64_t>(a))
     throw py::value_error(std::string(name) + ": expected dtype uint64 or int64, got " +
                           std::string(py::str(a.dtype())));
   return checked<uint64_t>(a, name, shape, writable);

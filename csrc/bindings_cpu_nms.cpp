@@ -31,8 +31,8 @@ void check_count(index_t n, const char* what) {
 }
 
 bool is_f64(const py::array& boxes) {
-  if (boxes.dtype().is(py::dtype::of<double>())) return true;
-  if (boxes.dtype().is(py::dtype::of<float>())) return false;
+  if (fastiou::bind::is_dtype<double>(boxes)) return true;
+  if (fastiou::bind::is_dtype<float>(boxes)) return false;
   throw py::value_error("boxes: expected dtype float32 or float64, got " +
                         std::string(py::str(boxes.dtype())));
 }

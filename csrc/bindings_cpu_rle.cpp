@@ -100,7 +100,7 @@ py::list to_bytes_list(const std::vector<std::string>& strs) {
 }
 
 py::list rle_encode(const py::array& masks) {
-  if (!masks.dtype().is(py::dtype::of<uint8_t>()))
+  if (!fastiou::bind::is_dtype<uint8_t>(masks))
     throw py::value_error("masks: expected dtype uint8, got " + std::string(py::str(masks.dtype())));
   if (masks.ndim() != 3)
     throw py::value_error("masks: expected shape (N, H, W), got " + fastiou::bind::shape_str(masks));

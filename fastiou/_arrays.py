@@ -306,6 +306,8 @@ class Arg:
 def as_arg(name: str, x) -> Arg:
     """Wraps ``x`` for the kernels; raises TypeError for what is not an array of numbers."""
     if isinstance(x, np.ndarray):
+        if not x.dtype.isnative:  # byte-swapped: the kernels read native numbers only
+            x = x.astype(x.dtype.newbyteorder("="))
         return Arg(name, _Numpy, x)
     if _is_torch(x):
         return Arg(name, _Torch, x)

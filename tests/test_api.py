@@ -538,3 +538,35 @@ def test_bench_registers_every_workload():
                           timeout=300, cwd=tempfile.gettempdir())
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines() if line.strip()] == expected
+
+
+def test_arrays_from_another_process_are_accepted():
+    """An array that crossed a process boundary (pickle: multiprocessing, dask, DataLoader
+    workers) has an equal dtype that is another object: every op takes it as its own."""
+    import pickle
+
+    def moved(x):
+        return pickle.loads(pickle.dumps(x))
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 50, (20, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 20, (20, 2))], 1).astype(np.float32)
+    scores = rng.random(20)
+    classes = rng.integers(0, 3, 20)
+    masks = rng.random((4, 16, 70)) > 0.5
+    for dt in (np.float32, np.float64):
+        b = boxes.astype(dt)
+        np.testing.assert_array_equal(fastiou.box_iou(moved(b), moved(b)), fastiou.box_iou(b, b))
+        np.testing.assert_array_equal(fastiou.box_area(moved(b)), fastiou.box_area(b))
+        np.testing.assert_array_equal(fastiou.nms(moved(b), moved(scores), 0.5), fastiou.nms(b, scores, 0.5))
+        np.testing.assert_array_equal(fastiou.batched_nms(moved(b), moved(scores), moved(classes), 0.5),
+                                      fastiou.batched_nms(b, scores, classes, 0.5))
+    np.testing.assert_array_equal(fastiou.mask_iou(moved(masks), moved(masks)), fastiou.mask_iou(masks, masks))
+    assert fastiou.rle.encode(moved(masks.astype(np.uint8))) == fastiou.rle.encode(masks)
+
+
+def test_byte_swapped_arrays_are_read_by_value():
+    """A non-native byte order is not the kernels' dtype: the values are converted, never misread."""
+    b = np.array([[0, 0, 2, 2], [0, 0, 2, 1]], dtype=">f4")
+    np.testing.assert_array_equal(fastiou.box_iou(b, b), fastiou.box_iou(b.astype(np.float32), b.astype(np.float32)))
+    np.testing.assert_array_equal(fastiou.nms(b, np.array([0.9, 0.8], ">f8"), 0.4), [0])

@@ -1,0 +1,288 @@
+"""``torchvision.ops``' box functions, with torchvision's names and signatures, run by fastiou.
+
+``fastiou.patch_torchvision()`` puts these into ``torchvision.ops`` and every torchvision
+module that imported them; they can also be called directly. Each function takes what
+torchvision's takes and gives what it gives (index for index, bit for bit on float32; see
+fastiou's README for the few deliberate differences: a NaN score ranks last in ``nms``,
+``batched_nms`` is an exact per-class NMS, float16 IoUs are computed in float32 without
+16-bit intermediate rounding).
+
+Which code runs:
+
+* A plain CPU tensor (or a CUDA tensor when fastiou has a CUDA backend) in eager mode:
+  fastiou's kernels, called directly (no dispatcher overhead).
+* What fastiou does not handle goes to the original torchvision function, unchanged:
+  quantized, sparse and nested tensors, devices other than CPU/CUDA (meta, MPS, XLA...),
+  rotated box formats, and, for the functions whose result is differentiable (the IoU family,
+  ``box_area``, ``box_convert``), tensors that require grad while grad mode is on, so that
+  losses keep their gradients.
+* Inside graphs (``torch.jit.script``, ``torch.jit.trace``, ``torch.compile``,
+  ``torch.export``, fake tensors): the ``torch.ops.fastiou.*`` custom ops (fastiou._torch_ops),
+  which have schemas and fake kernels (``nms``'s output size is data-dependent), or, for the
+  elementwise ``box_area`` / ``box_convert``, torchvision's own torch code, which the
+  compilers fuse. ``torch.jit.script(fn)`` of any function here gives a TorchScript function.
+* Non-torch arrays (numpy, cupy) go to fastiou's functions of the same name.
+
+``clip_boxes_to_image`` and ``remove_small_boxes`` are torchvision's own functions: a few
+elementwise torch operations, already at memory speed, which fastiou has no reason to replace.
+
+Importing this module imports torch and torchvision and registers the custom ops.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+try:
+    import torchvision.ops.boxes as _tv_boxes
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("fastiou.compat.torchvision needs torchvision (pip install torchvision)") from e
+
+import fastiou as _f
+from .. import _torch_ops
+
+_torch_ops.register()
+
+__all__ = ["nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou",
+           "complete_box_iou", "box_area", "box_convert", "masks_to_boxes", "remove_small_boxes",
+           "clip_boxes_to_image", "ORIGINALS"]
+
+# torchvision's functions as they were when this module was first imported (before any patch):
+# the fallbacks call these, never the (possibly patched) module attributes.
+ORIGINALS = {name: getattr(_tv_boxes, name) for name in (
+    "nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
+    "box_area", "box_convert", "masks_to_boxes", "remove_small_boxes", "clip_boxes_to_image")}
+_tv_nms = ORIGINALS["nms"]
+_tv_batched_nms = ORIGINALS["batched_nms"]
+_tv_box_iou = ORIGINALS["box_iou"]
+_tv_generalized_box_iou = ORIGINALS["generalized_box_iou"]
+_tv_distance_box_iou = ORIGINALS["distance_box_iou"]
+_tv_complete_box_iou = ORIGINALS["complete_box_iou"]
+_tv_box_area = ORIGINALS["box_area"]
+_tv_box_convert = ORIGINALS["box_convert"]
+_tv_masks_to_boxes = ORIGINALS["masks_to_boxes"]
+remove_small_boxes = ORIGINALS["remove_small_boxes"]
+clip_boxes_to_image = ORIGINALS["clip_boxes_to_image"]
+
+_AXIS_FMTS = ("xyxy", "xywh", "cxcywh")
+_FLOAT_FAST = (torch.float32, torch.float64)
+# box_area / box_convert below this many boxes: torch's elementwise ops beat a kernel call.
+_ELEMENTWISE_MIN = 4096
+
+
+def _cuda_backend() -> bool:
+    b = _f.backends()
+    return bool(b["cuda"]["available"] or b["cupy"]["available"])
+
+
+_DEVICES = ("cpu", "cuda") if _cuda_backend() else ("cpu",)
+
+
+def _in_graph() -> bool:
+    """True under torch.jit.trace, torch.compile / dynamo and export."""
+    return torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
+
+
+def _direct(t) -> bool:
+    """A plain strided tensor fastiou can read in place, outside any graph capture."""
+    return (type(t) is Tensor and t.layout == torch.strided and not t.is_quantized
+            and not t.is_nested and t.device.type in _DEVICES)
+
+
+def _grad(t) -> bool:
+    return t.requires_grad and torch.is_grad_enabled()
+
+
+# ----------------------------------------------------------------------------------------
+# Graph-mode bodies. They are TorchScript-compatible: torch.jit.script(fn) and the TorchScript
+# compiler compile these instead of the eager functions (``__original_fn``, the hook
+# torch.jit._script_if_tracing uses), and dynamo traces them too.
+def _ours(t: Tensor) -> bool:
+    """fastiou's custom op can take ``t`` (on CUDA without a fastiou CUDA backend, the op
+    itself hands the call to torchvision)."""
+    return (not t.is_quantized and not t.is_sparse and not t.is_nested
+            and (t.device.type == "cpu" or t.device.type == "cuda"))
+
+
+def _nms_graph(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    if _ours(boxes) and _ours(scores):
+        return torch.ops.fastiou.nms(boxes, scores, iou_threshold)
+    return _tv_nms(boxes, scores, iou_threshold)
+
+
+def _batched_nms_graph(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    if _ours(boxes) and _ours(scores) and _ours(idxs):
+        return torch.ops.fastiou.batched_nms(boxes, scores, idxs, iou_threshold)
+    return _tv_batched_nms(boxes, scores, idxs, iou_threshold)
+
+
+def _box_iou_graph(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
+    if ((fmt == "xyxy" or fmt == "xywh" or fmt == "cxcywh") and _ours(boxes1) and _ours(boxes2)
+            and not (torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad))):
+        return torch.ops.fastiou.box_iou(boxes1, boxes2, fmt)
+    return _tv_box_iou(boxes1, boxes2, fmt)
+
+
+def _generalized_box_iou_graph(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    if (_ours(boxes1) and _ours(boxes2)
+            and not (torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad))):
+        return torch.ops.fastiou.generalized_box_iou(boxes1, boxes2)
+    return _tv_generalized_box_iou(boxes1, boxes2)
+
+
+def _distance_box_iou_graph(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    if (_ours(boxes1) and _ours(boxes2)
+            and not (torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad))):
+        return torch.ops.fastiou.distance_box_iou(boxes1, boxes2, eps)
+    return _tv_distance_box_iou(boxes1, boxes2, eps)
+
+
+def _complete_box_iou_graph(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    if (_ours(boxes1) and _ours(boxes2)
+            and not (torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad))):
+        return torch.ops.fastiou.complete_box_iou(boxes1, boxes2, eps)
+    return _tv_complete_box_iou(boxes1, boxes2, eps)
+
+
+def _box_area_graph(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
+    return _tv_box_area(boxes, fmt)
+
+
+def _box_convert_graph(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    return _tv_box_convert(boxes, in_fmt, out_fmt)
+
+
+def _masks_to_boxes_graph(masks: Tensor) -> Tensor:
+    if _ours(masks):
+        return torch.ops.fastiou.masks_to_boxes(masks)
+    return _tv_masks_to_boxes(masks)
+
+
+def _graph_body(graph_fn):
+    """Marks the eager function as having ``graph_fn`` as its TorchScript / dynamo body."""
+    def mark(fn):
+        graph_fn.__name__ = fn.__name__  # TorchScript names the compiled function after it
+        setattr(fn, "__script_if_tracing_wrapper", True)
+        setattr(fn, "__original_fn", graph_fn)
+        return fn
+    return mark
+
+
+# ----------------------------------------------------------------------------------------
+# Eager functions (what the patch installs).
+@_graph_body(_nms_graph)
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """torchvision.ops.nms: indices kept by greedy NMS (IoU strictly ``>`` the threshold
+    suppresses), by decreasing score, ties in input order. See ``fastiou.nms``."""
+    if _direct(boxes) and _direct(scores) and not _in_graph():
+        return _f.nms(boxes, scores, iou_threshold)
+    if isinstance(boxes, Tensor):
+        return _nms_graph(boxes, scores, iou_threshold)
+    return _f.nms(boxes, scores, iou_threshold)
+
+
+@_graph_body(_batched_nms_graph)
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    """torchvision.ops.batched_nms: NMS within each value of ``idxs``. An exact per-class
+    NMS (no coordinate offsets); see ``fastiou.batched_nms``."""
+    if isinstance(boxes, Tensor) and boxes.numel() == 0:
+        # torchvision returns before looking at the other arguments (its tests pass None).
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    if _direct(boxes) and _direct(scores) and _direct(idxs) and not _in_graph():
+        return _f.batched_nms(boxes, scores, idxs, iou_threshold)
+    if isinstance(boxes, Tensor):
+        return _batched_nms_graph(boxes, scores, idxs, iou_threshold)
+    return _f.batched_nms(boxes, scores, idxs, iou_threshold)
+
+
+def _pairwise_direct(boxes1, boxes2) -> bool:
+    return (_direct(boxes1) and _direct(boxes2) and not _in_graph()
+            and not (torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad)))
+
+
+@_graph_body(_box_iou_graph)
+def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
+    """torchvision.ops.box_iou (``fmt`` and leading batch dimensions as in 0.29; rotated
+    formats go to torchvision)."""
+    if fmt in _AXIS_FMTS and _pairwise_direct(boxes1, boxes2):
+        return _f.box_iou(boxes1, boxes2, fmt)
+    if isinstance(boxes1, Tensor):
+        return _box_iou_graph(boxes1, boxes2, fmt)
+    return _f.box_iou(boxes1, boxes2, fmt)
+
+
+@_graph_body(_generalized_box_iou_graph)
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """torchvision.ops.generalized_box_iou."""
+    if _pairwise_direct(boxes1, boxes2):
+        return _f.generalized_box_iou(boxes1, boxes2)
+    if isinstance(boxes1, Tensor):
+        return _generalized_box_iou_graph(boxes1, boxes2)
+    return _f.generalized_box_iou(boxes1, boxes2)
+
+
+@_graph_body(_distance_box_iou_graph)
+def distance_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """torchvision.ops.distance_box_iou."""
+    if _pairwise_direct(boxes1, boxes2):
+        return _f.distance_box_iou(boxes1, boxes2, eps)
+    if isinstance(boxes1, Tensor):
+        return _distance_box_iou_graph(boxes1, boxes2, eps)
+    return _f.distance_box_iou(boxes1, boxes2, eps)
+
+
+@_graph_body(_complete_box_iou_graph)
+def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """torchvision.ops.complete_box_iou."""
+    if _pairwise_direct(boxes1, boxes2):
+        return _f.complete_box_iou(boxes1, boxes2, eps)
+    if isinstance(boxes1, Tensor):
+        return _complete_box_iou_graph(boxes1, boxes2, eps)
+    return _f.complete_box_iou(boxes1, boxes2, eps)
+
+
+def _elementwise_direct(boxes) -> bool:
+    """Large float32/float64 boxes, where fastiou's one-pass kernel beats torch's several
+    elementwise passes; everything else (small, integer, float16) runs torchvision's code,
+    whose integer and half-precision rounding it then keeps exactly."""
+    return (_direct(boxes) and boxes.dtype in _FLOAT_FAST and boxes.numel() >= 4 * _ELEMENTWISE_MIN
+            and not _in_graph() and not (boxes.requires_grad and torch.is_grad_enabled()))
+
+
+@_graph_body(_box_area_graph)
+def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
+    """torchvision.ops.box_area (``fmt`` as in 0.29)."""
+    if isinstance(boxes, Tensor):
+        if fmt in _AXIS_FMTS and _elementwise_direct(boxes):
+            return _f.box_area(boxes, fmt)
+        return _tv_box_area(boxes, fmt)
+    return _f.box_area(boxes, fmt)
+
+
+@_graph_body(_box_convert_graph)
+def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    """torchvision.ops.box_convert (rotated formats go to torchvision)."""
+    if isinstance(boxes, Tensor):
+        if in_fmt in _AXIS_FMTS and out_fmt in _AXIS_FMTS and _elementwise_direct(boxes):
+            return _f.box_convert(boxes, in_fmt, out_fmt)
+        return _tv_box_convert(boxes, in_fmt, out_fmt)
+    return _f.box_convert(boxes, in_fmt, out_fmt)
+
+
+@_graph_body(_masks_to_boxes_graph)
+def masks_to_boxes(masks: Tensor) -> Tensor:
+    """torchvision.ops.masks_to_boxes: float32 xyxy boxes, inclusive maximum, zeros for an
+    empty mask."""
+    if _direct(masks) and not _in_graph():
+        return _f.masks_to_boxes(masks)
+    if isinstance(masks, Tensor):
+        return _masks_to_boxes_graph(masks)
+    return _f.masks_to_boxes(masks)
+
+
+#: name -> (fastiou's function, torchvision's original): what ``patch_torchvision`` swaps.
+#: clip_boxes_to_image and remove_small_boxes are torchvision's own and need no swap.
+REPLACEMENTS = {name: (globals()[name], ORIGINALS[name]) for name in (
+    "nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
+    "box_area", "box_convert", "masks_to_boxes")}

@@ -111,9 +111,26 @@ def _nms_graph(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     return _tv_nms(boxes, scores, iou_threshold)
 
 
+def _torchvision_order(keep: Tensor, boxes: Tensor, scores: Tensor) -> Tensor:
+    """``keep`` in the order torchvision's batched_nms returns it.
+
+    Above its size threshold torchvision runs a per-class loop and orders the kept boxes with
+    an unstable ``sort`` of their scores, so equal scores (duplicate boxes clipped to the same
+    image border get the same class scores) come out in that sort's order, not input order.
+    The kept set is the same; re-sorting it the same way makes a patched model's detections
+    identical, ties included. Below the threshold torchvision's order is the stable one that
+    fastiou returns.
+    """
+    if boxes.numel() > (4000 if boxes.device.type == "cpu" else 100000):
+        k = torch.sort(keep)[0]
+        return k[torch.sort(scores[k], descending=True)[1]]
+    return keep
+
+
 def _batched_nms_graph(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     if _ours(boxes) and _ours(scores) and _ours(idxs):
-        return torch.ops.fastiou.batched_nms(boxes, scores, idxs, iou_threshold)
+        keep = torch.ops.fastiou.batched_nms(boxes, scores, idxs, iou_threshold)
+        return _torchvision_order(keep, boxes, scores)
     return _tv_batched_nms(boxes, scores, idxs, iou_threshold)
 
 
@@ -185,12 +202,13 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 @_graph_body(_batched_nms_graph)
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """torchvision.ops.batched_nms: NMS within each value of ``idxs``. An exact per-class
-    NMS (no coordinate offsets); see ``fastiou.batched_nms``."""
+    NMS (no coordinate offsets; see ``fastiou.batched_nms``), its result in torchvision's
+    order (``_torchvision_order``)."""
     if isinstance(boxes, Tensor) and boxes.numel() == 0:
         # torchvision returns before looking at the other arguments (its tests pass None).
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     if _direct(boxes) and _direct(scores) and _direct(idxs) and not _in_graph():
-        return _f.batched_nms(boxes, scores, idxs, iou_threshold)
+        return _torchvision_order(_f.batched_nms(boxes, scores, idxs, iou_threshold), boxes, scores)
     if isinstance(boxes, Tensor):
         return _batched_nms_graph(boxes, scores, idxs, iou_threshold)
     return _f.batched_nms(boxes, scores, idxs, iou_threshold)

@@ -118,10 +118,23 @@ def _torchvision_order(keep: Tensor, boxes: Tensor, scores: Tensor) -> Tensor:
     an unstable ``sort`` of their scores, so equal scores (duplicate boxes clipped to the same
     image border get the same class scores) come out in that sort's order, not input order.
     The kept set is the same; re-sorting it the same way makes a patched model's detections
-    identical, ties included. Below the threshold torchvision's order is the stable one that
-    fastiou returns.
+    identical, ties included. Below the threshold, and under tracing, torchvision's order is
+    the stable one that fastiou returns.
     """
     if boxes.numel() > (4000 if boxes.device.type == "cpu" else 100000):
+        k = torch.sort(keep)[0]
+        return k[torch.sort(scores[k], descending=True)[1]]
+    return keep
+
+
+@torch.jit.unused
+def _graph_order(keep: Tensor, boxes: Tensor, scores: Tensor) -> Tensor:
+    """``_torchvision_order`` where the size is known (dynamo, jit.trace excluded); with a
+    data-dependent size (export after a score filter) the stable order, as torchvision's
+    coordinate-trick path gives."""
+    from torch.fx.experimental.symbolic_shapes import guard_or_false
+    if torch._C._get_tracing_state() is None and guard_or_false(
+            boxes.numel() > (4000 if boxes.device.type == "cpu" else 100000)):
         k = torch.sort(keep)[0]
         return k[torch.sort(scores[k], descending=True)[1]]
     return keep
@@ -130,7 +143,9 @@ def _torchvision_order(keep: Tensor, boxes: Tensor, scores: Tensor) -> Tensor:
 def _batched_nms_graph(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     if _ours(boxes) and _ours(scores) and _ours(idxs):
         keep = torch.ops.fastiou.batched_nms(boxes, scores, idxs, iou_threshold)
-        return _torchvision_order(keep, boxes, scores)
+        if torch.jit.is_scripting():
+            return _torchvision_order(keep, boxes, scores)
+        return _graph_order(keep, boxes, scores)
     return _tv_batched_nms(boxes, scores, idxs, iou_threshold)
 
 
@@ -204,7 +219,7 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     """torchvision.ops.batched_nms: NMS within each value of ``idxs``. An exact per-class
     NMS (no coordinate offsets; see ``fastiou.batched_nms``), its result in torchvision's
     order (``_torchvision_order``)."""
-    if isinstance(boxes, Tensor) and boxes.numel() == 0:
+    if type(boxes) is Tensor and not _in_graph() and boxes.numel() == 0:
         # torchvision returns before looking at the other arguments (its tests pass None).
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     if _direct(boxes) and _direct(scores) and _direct(idxs) and not _in_graph():

@@ -234,3 +234,28 @@ def test_detector_train_identical(detector):
     assert ref_grads.keys() == got_grads.keys() and len(ref_grads) > 10
     for n in ref_grads:
         assert torch.equal(ref_grads[n], got_grads[n]), n
+
+
+@pytest.mark.parametrize("n", [0, 1, 17])
+def test_paste_masks_in_image_identical(tv, n):
+    """The mask paste of Mask R-CNN's transform: bit-identical, boxes partly outside the image,
+    one-pixel and inverted boxes included."""
+    import torch
+    from fastiou.compat import torchvision as compat
+    g = torch.Generator().manual_seed(n)
+    masks = torch.rand(n, 1, 28, 28, generator=g)
+    xy = torch.rand(n, 2, generator=g) * 180 - 20
+    boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 90], dim=1)
+    if n > 2:
+        boxes[0] = torch.tensor([5.0, 5, 5, 5])       # one pixel
+        boxes[1] = torch.tensor([-30.0, -8, 200, 150])  # beyond every edge
+    for shape in [(120, 160), (97, 131)]:
+        ref = compat.ORIGINALS["paste_masks_in_image"](masks, boxes, shape)
+        got = compat.paste_masks_in_image(masks, boxes, shape)
+        assert got.shape == ref.shape == (n, 1) + shape and got.dtype == ref.dtype
+        assert torch.equal(got, ref)
+    import fastiou
+    with fastiou.patch_torchvision():
+        assert tv.models.detection.transform.paste_masks_in_image is compat.paste_masks_in_image
+        assert tv.models.detection.roi_heads.paste_masks_in_image is compat.paste_masks_in_image
+    assert tv.models.detection.transform.paste_masks_in_image is compat.ORIGINALS["paste_masks_in_image"]

@@ -46,7 +46,7 @@ _torch_ops.register()
 
 __all__ = ["nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou",
            "complete_box_iou", "box_area", "box_convert", "masks_to_boxes", "remove_small_boxes",
-           "clip_boxes_to_image", "ORIGINALS"]
+           "clip_boxes_to_image", "paste_masks_in_image", "ORIGINALS", "REPLACEMENTS"]
 
 # torchvision's functions as they were when this module was first imported (before any patch):
 # the fallbacks call these, never the (possibly patched) module attributes.
@@ -62,6 +62,10 @@ _tv_complete_box_iou = ORIGINALS["complete_box_iou"]
 _tv_box_area = ORIGINALS["box_area"]
 _tv_box_convert = ORIGINALS["box_convert"]
 _tv_masks_to_boxes = ORIGINALS["masks_to_boxes"]
+from torchvision.models.detection import roi_heads as _tv_roi_heads  # noqa: E402
+
+ORIGINALS["paste_masks_in_image"] = _tv_roi_heads.paste_masks_in_image
+_tv_paste_masks_in_image = ORIGINALS["paste_masks_in_image"]
 remove_small_boxes = ORIGINALS["remove_small_boxes"]
 clip_boxes_to_image = ORIGINALS["clip_boxes_to_image"]
 
@@ -314,8 +318,41 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     return _f.masks_to_boxes(masks)
 
 
+def _paste_masks_graph(masks: Tensor, boxes: Tensor, img_shape: tuple[int, int], padding: int = 1) -> Tensor:
+    return _tv_paste_masks_in_image(masks, boxes, img_shape, padding)
+
+
+@_graph_body(_paste_masks_graph)
+def paste_masks_in_image(masks: Tensor, boxes: Tensor, img_shape: tuple[int, int], padding: int = 1) -> Tensor:
+    """torchvision.models.detection.roi_heads.paste_masks_in_image, without its per-mask
+    full-image allocations.
+
+    torchvision resizes each ``(M, M)`` mask to its box, pastes it into a fresh zeroed
+    ``(H, W)`` image and finally stacks the N images: N + 1 full-size writes. This writes each
+    resized mask straight into one zeroed ``(N, 1, H, W)`` result: the same interpolation
+    call, the same slices, bit-identical output, a fraction of the memory traffic (Mask R-CNN's
+    100 detections at 480 x 640 are 123 MB). Graph modes run torchvision's own function.
+    """
+    if not (_direct(masks) and _direct(boxes)) or _in_graph():
+        return _tv_paste_masks_in_image(masks, boxes, img_shape, padding)
+    import torch.nn.functional as F
+    masks, scale = _tv_roi_heads.expand_masks(masks, padding=padding)
+    boxes = _tv_roi_heads.expand_boxes(boxes, scale).to(dtype=torch.int64)
+    im_h, im_w = img_shape
+    out = masks.new_zeros((masks.shape[0], 1, im_h, im_w))
+    for i, (bx0, by0, bx1, by1) in enumerate(boxes.tolist()):
+        # torchvision's paste_mask_in_image, with Python ints for its 0-d tensors
+        w, h = max(bx1 - bx0 + 1, 1), max(by1 - by0 + 1, 1)
+        m = F.interpolate(masks[i, 0].expand((1, 1, -1, -1)), size=(h, w), mode="bilinear",
+                          align_corners=False)[0][0]
+        x0, x1 = max(bx0, 0), min(bx1 + 1, im_w)
+        y0, y1 = max(by0, 0), min(by1 + 1, im_h)
+        out[i, 0, y0:y1, x0:x1] = m[(y0 - by0):(y1 - by0), (x0 - bx0):(x1 - bx0)]
+    return out
+
+
 #: name -> (fastiou's function, torchvision's original): what ``patch_torchvision`` swaps.
 #: clip_boxes_to_image and remove_small_boxes are torchvision's own and need no swap.
 REPLACEMENTS = {name: (globals()[name], ORIGINALS[name]) for name in (
     "nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
-    "box_area", "box_convert", "masks_to_boxes")}
+    "box_area", "box_convert", "masks_to_boxes", "paste_masks_in_image")}

@@ -244,7 +244,7 @@ def test_paste_masks_in_image_identical(tv, n):
     from fastiou.compat import torchvision as compat
     g = torch.Generator().manual_seed(n)
     masks = torch.rand(n, 1, 28, 28, generator=g)
-    xy = torch.rand(n, 2, generator=g) * 180 - 20
+    xy = torch.rand(n, 2, generator=g) * 80 - 10  # starts inside the image, as a detector's clipped boxes
     boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 90], dim=1)
     if n > 2:
         boxes[0] = torch.tensor([5.0, 5, 5, 5])       # one pixel
@@ -254,6 +254,13 @@ def test_paste_masks_in_image_identical(tv, n):
         got = compat.paste_masks_in_image(masks, boxes, shape)
         assert got.shape == ref.shape == (n, 1) + shape and got.dtype == ref.dtype
         assert torch.equal(got, ref)
+    if n:  # a box starting beyond the image: torchvision's slices do not fit; neither do ours
+        far = boxes.clone()
+        far[0] = torch.tensor([300.0, 10, 320, 30])
+        with pytest.raises(RuntimeError):
+            compat.ORIGINALS["paste_masks_in_image"](masks, far, (120, 160))
+        with pytest.raises(RuntimeError):
+            compat.paste_masks_in_image(masks, far, (120, 160))
     import fastiou
     with fastiou.patch_torchvision():
         assert tv.models.detection.transform.paste_masks_in_image is compat.paste_masks_in_image

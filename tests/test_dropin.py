@@ -254,13 +254,20 @@ def test_paste_masks_in_image_identical(tv, n):
         got = compat.paste_masks_in_image(masks, boxes, shape)
         assert got.shape == ref.shape == (n, 1) + shape and got.dtype == ref.dtype
         assert torch.equal(got, ref)
-    if n:  # a box starting beyond the image: torchvision's slices do not fit; neither do ours
-        far = boxes.clone()
-        far[0] = torch.tensor([300.0, 10, 320, 30])
-        with pytest.raises(RuntimeError):
-            compat.ORIGINALS["paste_masks_in_image"](masks, far, (120, 160))
-        with pytest.raises(RuntimeError):
-            compat.paste_masks_in_image(masks, far, (120, 160))
+    if n:  # a box starting beyond the image: torchvision's slices may not fit; ours likewise
+        for far_box in ([300.0, 10, 320, 30], [10.0, 200, 30, 340]):
+            far = boxes.clone()
+            far[0] = torch.tensor(far_box)
+            outcomes = []
+            for fn in (compat.ORIGINALS["paste_masks_in_image"], compat.paste_masks_in_image):
+                try:
+                    outcomes.append(fn(masks, far, (120, 160)))
+                except RuntimeError:
+                    outcomes.append("RuntimeError")
+            assert type(outcomes[0]) is type(outcomes[1])
+            if outcomes[0] != "RuntimeError":
+                assert torch.equal(outcomes[0], outcomes[1])
+        assert "RuntimeError" in outcomes  # the second box is one torchvision refuses
     import fastiou
     with fastiou.patch_torchvision():
         assert tv.models.detection.transform.paste_masks_in_image is compat.paste_masks_in_image

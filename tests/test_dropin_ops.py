@@ -308,7 +308,7 @@ def test_box_area_float16(ops):
                                check_dtype=False)
 
 
-@pytest.mark.parametrize("n", [3, 20000])  # both sides of the compat's kernel/torch size switch
+@pytest.mark.parametrize("n", [3, 20000])
 @pytest.mark.parametrize("fmt", ["xyxy", "xywh", "cxcywh"])
 def test_box_area_fmt_and_size(ops, n, fmt):
     torch.manual_seed(4)

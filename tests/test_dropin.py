@@ -128,7 +128,11 @@ def test_custom_ops_are_registered_on_first_use_only():
         print("ok")
     """)
     require("torchvision")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    import os
+    import fastiou
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastiou.__file__)))  # the fastiou under test
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 

@@ -13,12 +13,12 @@
 #include "../kernels/matrix_nms.cuh"
 #include "../kernels/nms.cuh"
 #include "cuda_common.h"
+#include "fastiou/launch.h"
 #include "fastiou/ops.h"
 
 namespace fastiou {
 namespace {
 
-constexpr size_t kReduceSharedLimit = 40 * 1024;  // removed[] in shared memory up to this size
 
 void check_nms_size(index_t n, const char* what) {
   // cub's item count and the mask grid (column blocks in gridDim.y) bound n; the mask itself

@@ -81,15 +81,28 @@ def _host_only(t) -> bool:
     return not _gpu
 
 
+_gpu_fallbacks: dict = {}
+
+
 def _torchvision(name):
-    """torchvision's original function, for CUDA tensors when fastiou cannot run on the GPU."""
-    from .compat.torchvision import ORIGINALS
-    return ORIGINALS[name]
+    """The function registered for CUDA tensors when fastiou cannot run on the GPU."""
+    try:
+        return _gpu_fallbacks[name]
+    except KeyError:
+        raise RuntimeError(f"fastiou::{name}: fastiou has no CUDA backend here (see fastiou.backends()) "
+                           f"and no fallback was registered") from None
 
 
-def register() -> None:
-    """Defines ``torch.ops.fastiou.*`` (idempotent, thread-safe)."""
+def register(gpu_fallbacks: dict | None = None) -> None:
+    """Defines ``torch.ops.fastiou.*`` (idempotent, thread-safe).
+
+    Args:
+        gpu_fallbacks: name -> function the ops call for CUDA tensors when fastiou has no CUDA
+            backend (fastiou.compat.torchvision passes torchvision's originals).
+    """
     global _registered
+    if gpu_fallbacks:
+        _gpu_fallbacks.update(gpu_fallbacks)
     if _registered:
         return
     with _lock:

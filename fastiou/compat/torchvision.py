@@ -47,8 +47,6 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 import fastiou as _f
 from .. import _torch_ops
 
-_torch_ops.register()
-
 __all__ = ["nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou",
            "complete_box_iou", "box_area", "box_convert", "masks_to_boxes", "remove_small_boxes",
            "clip_boxes_to_image", "paste_masks_in_image", "ORIGINALS", "REPLACEMENTS"]
@@ -58,6 +56,7 @@ __all__ = ["nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box
 ORIGINALS = {name: getattr(_tv_boxes, name) for name in (
     "nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou",
     "box_area", "box_convert", "masks_to_boxes", "remove_small_boxes", "clip_boxes_to_image")}
+_torch_ops.register(ORIGINALS)
 _tv_nms = ORIGINALS["nms"]
 _tv_batched_nms = ORIGINALS["batched_nms"]
 _tv_box_iou = ORIGINALS["box_iou"]

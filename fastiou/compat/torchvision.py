@@ -20,7 +20,7 @@ Which code runs:
   differences: a kernel call never pays), and ``box_convert`` below 1024 boxes, float16 or
   integer boxes is torchvision's own chain: both without torchvision's per-call logging.
 * Inside graphs (``torch.jit.script``, ``torch.jit.trace``, ``torch.compile``,
-  ``torch.export``, fake tensors): the ``torch.ops.fastiou.*`` custom ops (fastiou._torch_ops),
+  ``torch.export``, fake tensors): the ``torch.ops.fastiou.*`` custom ops (fastiou.torch_ops),
   which have schemas and fake kernels (``nms``'s output size is data-dependent), or, for the
   elementwise ``box_area`` / ``box_convert``, torchvision's own torch code, which the
   compilers fuse. ``torch.jit.script(fn)`` of any function here gives a TorchScript function.
@@ -45,7 +45,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("fastiou.compat.torchvision needs torchvision (pip install torchvision)") from e
 
 import fastiou as _f
-from .. import _torch_ops
+from .. import torch_ops as _torch_ops
 
 __all__ = ["nms", "batched_nms", "box_iou", "generalized_box_iou", "distance_box_iou",
            "complete_box_iou", "box_area", "box_convert", "masks_to_boxes", "remove_small_boxes",

@@ -5,7 +5,8 @@ module that imported them; they can also be called directly. Each function takes
 torchvision's takes and gives what it gives (index for index, bit for bit on float32; see
 fastiou's README for the few deliberate differences: a NaN score ranks last in ``nms``,
 ``batched_nms`` is an exact per-class NMS, float16 IoUs are computed in float32 without
-16-bit intermediate rounding).
+16-bit intermediate rounding). ``paste_masks_in_image`` is Mask R-CNN's mask paste
+(``torchvision.models.detection.roi_heads``), rewritten to write each mask once.
 
 Which code runs:
 

@@ -156,3 +156,25 @@ def test_export_detector_postprocess(tv):
         targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
         assert "fastiou.batched_nms.default" in targets
         assert _equal(ep.module()(*args), ref)
+
+
+def test_batched_nms_ties_in_torchvision_order(tv):
+    """Above 1000 boxes torchvision orders the kept boxes with an unstable sort; the patched
+    function, eager and scripted, returns the same order (many exactly tied scores here)."""
+    import torch
+    import fastiou
+    g = torch.Generator().manual_seed(7)
+    n = 1500
+    boxes = torch.rand(n, 4, generator=g) * 300
+    boxes[:, 2:] += boxes[:, :2]
+    scores = (torch.rand(n, generator=g) * 10).round() / 10  # 11 distinct values
+    labels = torch.randint(0, 3, (n,), generator=g)
+    ref = tv.ops.batched_nms(boxes, scores, labels, 0.5)
+    kept = ref.sort()[0]
+    stable = kept[scores[kept].sort(descending=True, stable=True)[1]]
+    assert not torch.equal(ref, stable), "no tie reordered: the test would prove nothing"
+    with fastiou.patch_torchvision():
+        eager = tv.ops.batched_nms(boxes, scores, labels, 0.5)
+        scripted = torch.jit.script(tv.ops.batched_nms)
+    assert torch.equal(eager, ref)
+    assert torch.equal(scripted(boxes, scores, labels, 0.5), ref)

@@ -190,16 +190,19 @@ def run_dropin_benchmarks(quick: bool) -> list[dict]:
         add(f"dropin-retinanet post-processing, batch {batch}",
             "torchvision retinanet_resnet50_fpn postprocess_detections", _retinanet_case(batch))
 
-    inner = 50 if quick else 200
+    sample = 0.01 if quick else 0.03  # seconds of calls per timed sample
     for label, name, args, tv_ops in _op_cases():
         fn = lambda: getattr(tv_ops, name)(*args)  # noqa: E731  (resolved at call: patched or not)
         ref = fn()
+        t0 = time.perf_counter()
+        fn()  # calibrates on a warm call
+        inner = max(3, min(1000, int(sample / max(time.perf_counter() - t0, 1e-6))))
         with fastiou.patch_torchvision():
             got = fn()
         if not _same(ref, got) and not (name in ("box_iou", "generalized_box_iou")
                                         and torch.allclose(ref, got, rtol=0, atol=0, equal_nan=True)):
             raise AssertionError(f"dropin-op {label}: patched result differs from torchvision's")
-        ta, tb = _best(fn, fn, rounds, inner)
+        ta, tb = _best(fn, fn, max(rounds, 5), inner)
         rows.append({"workload": f"dropin-op {label}", "baseline": f"torchvision.ops.{name}",
                      "baseline_s": ta, "fastiou_s": tb, "ratio": ta / tb})
     return rows

@@ -149,6 +149,7 @@ void register_nms(py::module_& m);    // csrc/bindings_cpu_nms.cpp
 void register_masks(py::module_& m);  // csrc/bindings_cpu_masks.cpp
 void register_rle(py::module_& m);    // csrc/bindings_cpu_rle.cpp
 void register_launch(py::module_& m); // csrc/bindings_cpu_launch.cpp
+void register_anchors(py::module_& m);  // csrc/bindings_cpu_anchors.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastiou CPU kernels (numpy arrays in, preallocated numpy outputs)";
@@ -178,4 +179,5 @@ PYBIND11_MODULE(_C, m) {
   register_masks(m);
   register_rle(m);
   register_launch(m);
+  register_anchors(m);
 }

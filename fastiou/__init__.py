@@ -25,7 +25,42 @@ __all__ = ["InputError", "backends", "use_backend", "info", "set_num_threads", "
            "matrix_nms", "multiclass_nms", "MulticlassNMSResult", "PackedMasks", "pack_masks",
            "mask_iou", "mask_nms", "resolve_overlaps", "AnchorGenerator", "box_iou_max",
            "match_boxes", "anchor_fit", "AnchorFit", "suggest_anchors", "AnchorSuggestion", "rle",
-           "compat", "__version__"]
+           "compat", "patch_torchvision", "unpatch_torchvision", "__version__"]
+
+
+def patch_torchvision():
+    """Runs ``torchvision.ops``' box functions on fastiou, in torchvision's own modules.
+
+    Swaps fastiou's versions (``fastiou.compat.torchvision``: nms, batched_nms, box_iou,
+    generalized / distance / complete_box_iou, box_area, box_convert, masks_to_boxes) into
+    ``torchvision.ops``, ``torchvision.ops.boxes`` and every loaded torchvision module that
+    holds them, so that a torchvision model runs on fastiou unchanged. Use it as a context
+    manager (``with fastiou.patch_torchvision(): ...``), or call it and later
+    ``fastiou.unpatch_torchvision()``. Nested patches are counted; the last undo restores the
+    original function objects, also when the ``with`` block raised.
+
+    Returns:
+        fastiou._patch.TorchvisionPatch: the applied patch (a context manager).
+
+    Notes:
+        Needs torch and torchvision; imports them and registers fastiou's ``torch.library``
+        custom ops on the first call. Inputs fastiou does not handle, and differentiable
+        results of tensors that require grad, go to torchvision's original functions.
+        A model's attributes bound at construction (``RegionProposalNetwork.box_similarity``,
+        ``RoIHeads.box_similarity``: ``box_iou``) keep the function they were built with.
+    """
+    from ._patch import patch_torchvision as _patch
+    return _patch()
+
+
+def unpatch_torchvision() -> bool:
+    """Undoes the most recent plain ``fastiou.patch_torchvision()`` call.
+
+    Returns:
+        bool: True if a patch was undone, False if none was on.
+    """
+    from ._patch import unpatch_torchvision as _unpatch
+    return _unpatch()
 
 
 def set_num_threads(num_threads: int) -> None:

@@ -74,16 +74,17 @@ Parsed parse_all(const py::list& counts, const int64_t* sizes, const std::string
   p.m.resize(static_cast<size_t>(n));
   std::vector<int> err(static_cast<size_t>(n), 0);
   {
-    py::gil_scoped_release release;
+    fastiou::bind::released([&] {
 #pragma omp parallel for schedule(dynamic, 16) if (n > 64 && chars > (size_t(1) << 18))
-    for (index_t i = 0; i < n; ++i) {
-      const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
-      uint32_t* out = p.arena.get() + start[i];
-      size_t m = 0;
-      err[i] = fastiou::rle_from_string(s[i], start[i + 1] - start[i], hw, out, &m);
-      p.ptr[i] = out;
-      p.m[i] = static_cast<index_t>(m);
-    }
+      for (index_t i = 0; i < n; ++i) {
+        const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
+        uint32_t* out = p.arena.get() + start[i];
+        size_t m = 0;
+        err[i] = fastiou::rle_from_string(s[i], start[i + 1] - start[i], hw, out, &m);
+        p.ptr[i] = out;
+        p.m[i] = static_cast<index_t>(m);
+      }
+    });
   }
   for (index_t i = 0; i < n; ++i)
     if (err[i])
@@ -116,8 +117,9 @@ py::list rle_encode(const py::array& masks) {
   std::vector<std::string> out(static_cast<size_t>(n));
   {
     const uint8_t* p = static_cast<const uint8_t*>(masks.data());
-    py::gil_scoped_release release;
-    fastiou::rle_encode_cpu(p, n, h, w, st[0], st[1], st[2], out.data());
+    fastiou::bind::released([&] {
+      fastiou::rle_encode_cpu(p, n, h, w, st[0], st[1], st[2], out.data());
+    });
   }
   return to_bytes_list(out);
 }
@@ -133,8 +135,9 @@ void rle_decode(const py::list& counts, int64_t h, int64_t w, const py::array& o
     sizes[2 * i + 1] = w;
   }
   Parsed p = parse_all(counts, sizes.data(), name);
-  py::gil_scoped_release release;
-  fastiou::rle_decode_cpu(p.ptr.data(), p.m.data(), n, h, w, column_major, po);
+  fastiou::bind::released([&] {
+    fastiou::rle_decode_cpu(p.ptr.data(), p.m.data(), n, h, w, column_major, po);
+  });
 }
 
 void rle_area(const py::list& counts, const py::array& sizes, const py::array& out,
@@ -165,9 +168,10 @@ py::object rle_merge(const py::list& counts, const py::array& sizes, bool inters
   std::string s;
   bool ok;
   {
-    py::gil_scoped_release release;
-    ok = fastiou::rle_merge_cpu(p.ptr.data(), p.m.data(), ps, n, intersect, &merged);
-    if (ok) fastiou::rle_to_string(merged.data(), static_cast<index_t>(merged.size()), &s);
+    fastiou::bind::released([&] {
+      ok = fastiou::rle_merge_cpu(p.ptr.data(), p.m.data(), ps, n, intersect, &merged);
+      if (ok) fastiou::rle_to_string(merged.data(), static_cast<index_t>(merged.size()), &s);
+    });
   }
   if (!ok) return py::none();
   return py::bytes(s);
@@ -192,9 +196,10 @@ void rle_iou(const py::list& dt, const py::array& dt_sizes, const py::list& gt,
   const bool same = dt.ptr() == gt.ptr() && dt_sizes.ptr() == gt_sizes.ptr();
   Parsed g = same ? Parsed() : parse_all(gt, pgs, "gt");
   const Parsed& gg = same ? d : g;
-  py::gil_scoped_release release;
-  fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
-                       same, po);
+  fastiou::bind::released([&] {
+    fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
+                         same, po);
+  });
 }
 
 void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& iscrowd,
@@ -204,16 +209,18 @@ void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& isc
   const index_t nd = dt.shape(0), ng = gt.shape(0);
   const uint8_t* pc = crowd_ptr(iscrowd, ng);
   double* po = checked<double>(out, "out", {nd, ng}, true);
-  py::gil_scoped_release release;
-  fastiou::rle_box_iou_cpu(pd, pg, nd, ng, pc, po);
+  fastiou::bind::released([&] {
+    fastiou::rle_box_iou_cpu(pd, pg, nd, ng, pc, po);
+  });
 }
 
 py::list strings_of(std::vector<std::vector<uint32_t>>& cnts) {
   std::vector<std::string> s(cnts.size());
   {
-    py::gil_scoped_release release;
-    for (size_t i = 0; i < cnts.size(); ++i)
-      fastiou::rle_to_string(cnts[i].data(), static_cast<index_t>(cnts[i].size()), &s[i]);
+    fastiou::bind::released([&] {
+      for (size_t i = 0; i < cnts.size(); ++i)
+        fastiou::rle_to_string(cnts[i].data(), static_cast<index_t>(cnts[i].size()), &s[i]);
+    });
   }
   return to_bytes_list(s);
 }
@@ -244,8 +251,9 @@ py::list rle_from_polygons(const py::list& polygons, int64_t h, int64_t w, const
   }
   std::vector<std::vector<uint32_t>> cnts(static_cast<size_t>(n));
   {
-    py::gil_scoped_release release;
-    fastiou::rle_from_polygons_cpu(xy.data(), k.data(), n, h, w, cnts.data());
+    fastiou::bind::released([&] {
+      fastiou::rle_from_polygons_cpu(xy.data(), k.data(), n, h, w, cnts.data());
+    });
   }
   return strings_of(cnts);
 }

@@ -1,0 +1,248 @@
+"""Robustness (issue 14): every case runs in a subprocess with a time limit (and, where it
+matters, a memory limit), and must end in a result or a clear Python exception, never a signal,
+a hang or an abort.
+
+- fork safety: fork / Pool / forkserver / spawn / DataLoader workers after the parent ran a
+  parallel kernel, with more than one thread set in the child, with and without torch;
+- set_num_threads: bounded, integers only;
+- memory exhaustion under RLIMIT_AS: MemoryError naming the size, never SIGABRT;
+- bounded work from small inputs, exact integer boxes, clear errors on bad arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+import fastiou
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastiou.__file__)))
+
+PRELUDE = """
+import os, sys, resource
+import numpy as np
+import fastiou
+
+def boxes(n, seed=0):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 500, (n, 2))
+    wh = rng.uniform(1, 80, (n, 2))
+    return np.concatenate([xy, xy + wh], 1).astype(np.float32)
+
+def limit_memory(mb):
+    resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+"""
+
+
+def run_case(body: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs PRELUDE + body in a fresh interpreter; fails on a signal, a hang or a non-zero exit."""
+    code = PRELUDE + textwrap.dedent(body) + "\nprint('CASE-OK', flush=True)\n"
+    e = dict(os.environ)
+    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+    e.setdefault("OMP_NUM_THREADS", "2")
+    if env:
+        e.update(env)
+    # A file, not -c: spawn and forkserver children import the parent's __main__.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "case.py")
+        with open(path, "w") as f:
+            f.write(code)
+        try:
+            r = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=timeout,
+                               env=e, cwd=ROOT)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"case hung (killed after {timeout} s):\n{exc.stdout}\n{exc.stderr}")
+    if r.returncode < 0:
+        pytest.fail(f"case killed by signal {-r.returncode}:\n{r.stdout}\n{r.stderr[-4000:]}")
+    assert r.returncode == 0 and "CASE-OK" in r.stdout, f"exit {r.returncode}:\n{r.stdout}\n{r.stderr[-4000:]}"
+    return r
+
+
+def _has(mod: str) -> bool:
+    try:
+        __import__(mod)
+        return True
+    except ImportError:
+        return False
+
+
+# --------------------------------------------------------------------------- fork safety
+
+# The parent runs a parallel kernel on 2 threads first: that is what breaks a forked child's
+# first parallel region under libgomp.
+FORK_PARENT = """
+fastiou.set_num_threads(2)
+b = boxes(2000)
+ref = fastiou.box_iou(b, b)
+pk = fastiou.pack_masks(np.random.default_rng(1).random((16, 256, 256)) > 0.5)
+
+def work(threads):
+    if threads:
+        fastiou.set_num_threads(threads)
+    out = fastiou.box_iou(b, b)
+    assert np.array_equal(out, ref)
+    fastiou.pack_masks(np.random.default_rng(1).random((16, 256, 256)) > 0.5)
+    return fastiou.get_num_threads()
+"""
+
+
+def _torch_first(flag: bool) -> str:
+    if not flag:
+        return "assert 'torch' not in sys.modules\n"
+    return "import torch\ntorch.set_num_threads(2)\n_ = torch.randn(512, 512) @ torch.randn(512, 512)\n"
+
+
+@pytest.mark.parametrize("with_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_fork_process(with_torch, threads):
+    if with_torch and not _has("torch"):
+        pytest.skip("torch not installed")
+    run_case(_torch_first(with_torch) + FORK_PARENT + f"""
+import multiprocessing as mp
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+def child():
+    n = work({threads!r})
+    q.put(n)
+p = ctx.Process(target=child)
+p.start()
+p.join(90)
+assert p.exitcode == 0, p.exitcode
+n = q.get(timeout=5)
+# A forked child runs on one thread until it sets its own count.
+assert n == ({threads!r} or 1), n
+# The parent is untouched.
+assert fastiou.get_num_threads() == 2
+assert np.array_equal(fastiou.box_iou(b, b), ref)
+""")
+
+
+@pytest.mark.parametrize("with_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_pool(method, with_torch):
+    if with_torch and not _has("torch"):
+        pytest.skip("torch not installed")
+    run_case(_torch_first(with_torch) + FORK_PARENT + f"""
+import multiprocessing as mp
+
+def task(i):
+    return work(2 if i % 2 else None)
+
+if __name__ == "__main__":
+    with mp.get_context({method!r}).Pool(2) as pool:
+        got = pool.map(task, range(6))
+    assert all(g >= 1 for g in got), got
+    if {method!r} == "fork":
+        assert sorted(set(got)) == [1, 2], got
+""", timeout=240)
+
+
+def test_fork_twice_and_threads_in_child():
+    """A grandchild, and a Python thread of the child, with 2 threads."""
+    run_case(FORK_PARENT + """
+import threading
+pid = os.fork()
+if pid == 0:
+    try:
+        work(2)
+        t = threading.Thread(target=work, args=(2,))
+        t.start(); t.join()
+        pid2 = os.fork()
+        if pid2 == 0:
+            try:
+                work(None); work(2)
+            finally:
+                os._exit(0)
+        _, st = os.waitpid(pid2, 0)
+        os._exit(0 if st == 0 else 3)
+    except BaseException:
+        import traceback; traceback.print_exc()
+        os._exit(2)
+_, st = os.waitpid(pid, 0)
+assert st == 0, st
+""")
+
+
+def test_fork_child_errors_cross_the_helper():
+    """Exceptions raised by a kernel run on the child's helper thread reach the caller."""
+    run_case(FORK_PARENT + """
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        fastiou.set_num_threads(2)
+        try:
+            fastiou.multiclass_nms(np.zeros((1, 4, 1, 4), np.float32), np.zeros((1, 4, 3), np.float32),
+                                   0.5, max_per_class=-5)
+        except ValueError:
+            code = 0
+        work(None)
+    finally:
+        os._exit(code)
+_, st = os.waitpid(pid, 0)
+assert st == 0, st
+""")
+
+
+@pytest.mark.parametrize("early_fastiou", [False, True], ids=["fastiou-in-worker", "fastiou-in-parent"])
+def test_dataloader_workers(early_fastiou):
+    if not _has("torch"):
+        pytest.skip("torch not installed")
+    run_case(_torch_first(True) + ("" if not early_fastiou else FORK_PARENT) + """
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+class D(Dataset):
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        fastiou.set_num_threads(2)
+        bb = boxes(1500, seed=i)
+        iou = fastiou.box_iou(bb, bb)
+        keep = fastiou.nms(bb, np.random.default_rng(i).random(1500).astype(np.float32), 0.5)
+        return torch.tensor([float(iou.sum()), float(len(keep)), float(fastiou.get_num_threads())])
+
+if __name__ == "__main__":
+    got = torch.stack(list(DataLoader(D(), batch_size=None, num_workers=2)))
+    for i in range(8):
+        bb = boxes(1500, seed=i)
+        assert abs(got[i, 0].item() - float(fastiou.box_iou(bb, bb).sum())) < 1e-3 * got[i, 0].item()
+    assert (got[:, 2] == 2).all()
+""", timeout=240)
+
+
+# --------------------------------------------------------------------------- set_num_threads
+
+def test_set_num_threads_bounds_and_types():
+    run_case("""
+from fastiou import _C
+cap = _C.max_num_threads()
+assert cap == 4 * os.cpu_count(), (cap, os.cpu_count())
+before = fastiou.get_num_threads()
+for bad in (0, -1, cap + 1, 100000, 2 ** 40, 2 ** 70):
+    try:
+        fastiou.set_num_threads(bad)
+    except ValueError as e:
+        assert "num_threads" in str(e) and str(cap) in str(e), e
+    else:
+        raise AssertionError(bad)
+for bad in ("x", None, 2.0, True, [2], np.float64(2)):
+    try:
+        fastiou.set_num_threads(bad)
+    except TypeError as e:
+        assert "num_threads" in str(e), e
+    else:
+        raise AssertionError(bad)
+assert fastiou.get_num_threads() == before
+fastiou.set_num_threads(np.int64(cap))
+assert fastiou.get_num_threads() == cap
+b = boxes(3000)
+fastiou.box_iou(b, b)
+fastiou.set_num_threads(1)
+assert fastiou.get_num_threads() == 1
+""")

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/cpu_common.h"
+
 namespace fastiou {
 namespace bind {
 
@@ -42,6 +44,18 @@ auto released(F&& fn) -> decltype(fn()) {
     run_in_child([&fn, &r] { r = fn(); });
     return r;
   }
+}
+
+// released(fn), with an allocation failure that does not say its size (a std::bad_alloc that is
+// not OutOfMemory) raised as MemoryError(what()); what() must not touch Python objects.
+template <typename What, typename F>
+auto released_named(What&& what, F&& fn) -> decltype(fn()) {
+  return released([&] { return oom_named(what, fn); });
+}
+
+// "op: out of memory (n boxes)"-style messages.
+inline std::string oom_text(const char* op, const std::string& sizes) {
+  return std::string(op) + ": out of memory working on " + sizes;
 }
 
 inline std::string shape_str(const py::array& a) {

@@ -69,12 +69,18 @@ Parsed parse_all(const py::list& counts, const int64_t* sizes, const std::string
   }
   const size_t chars = start[n];
   Parsed p;
-  p.arena.reset(new uint32_t[chars + 1]);  // uninitialised: each parse writes what it returns
-  p.ptr.resize(static_cast<size_t>(n));
-  p.m.resize(static_cast<size_t>(n));
-  std::vector<int> err(static_cast<size_t>(n), 0);
+  std::vector<int> err;
+  fastiou::oom_named([&] {
+    return fastiou::bind::oom_text("rle", std::to_string(n) + " counts strings (" + std::to_string(chars) +
+                                   " characters: " + fastiou::bytes_text(4.0 * chars) + " of counts)");
+  }, [&] {
+    p.arena.reset(new uint32_t[chars + 1]);  // uninitialised: each parse writes what it returns
+    p.ptr.resize(static_cast<size_t>(n));
+    p.m.resize(static_cast<size_t>(n));
+    err.assign(static_cast<size_t>(n), 0);
+  });
   {
-    fastiou::bind::released([&] {
+    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle", std::to_string(n) + " counts strings (" + std::to_string(chars) + " characters)"); }, [&] {
 #pragma omp parallel for schedule(dynamic, 16) if (n > 64 && chars > (size_t(1) << 18))
       for (index_t i = 0; i < n; ++i) {
         const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
@@ -117,7 +123,7 @@ py::list rle_encode(const py::array& masks) {
   std::vector<std::string> out(static_cast<size_t>(n));
   {
     const uint8_t* p = static_cast<const uint8_t*>(masks.data());
-    fastiou::bind::released([&] {
+    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.encode", std::to_string(n) + " masks of " + std::to_string(h) + " x " + std::to_string(w)); }, [&] {
       fastiou::rle_encode_cpu(p, n, h, w, st[0], st[1], st[2], out.data());
     });
   }
@@ -135,7 +141,7 @@ void rle_decode(const py::list& counts, int64_t h, int64_t w, const py::array& o
     sizes[2 * i + 1] = w;
   }
   Parsed p = parse_all(counts, sizes.data(), name);
-  fastiou::bind::released([&] {
+  fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.decode", std::to_string(n) + " masks of " + std::to_string(h) + " x " + std::to_string(w)); }, [&] {
     fastiou::rle_decode_cpu(p.ptr.data(), p.m.data(), n, h, w, column_major, po);
   });
 }
@@ -168,7 +174,7 @@ py::object rle_merge(const py::list& counts, const py::array& sizes, bool inters
   std::string s;
   bool ok;
   {
-    fastiou::bind::released([&] {
+    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.merge", std::to_string(n) + " masks"); }, [&] {
       ok = fastiou::rle_merge_cpu(p.ptr.data(), p.m.data(), ps, n, intersect, &merged);
       if (ok) fastiou::rle_to_string(merged.data(), static_cast<index_t>(merged.size()), &s);
     });
@@ -196,7 +202,7 @@ void rle_iou(const py::list& dt, const py::array& dt_sizes, const py::list& gt,
   const bool same = dt.ptr() == gt.ptr() && dt_sizes.ptr() == gt_sizes.ptr();
   Parsed g = same ? Parsed() : parse_all(gt, pgs, "gt");
   const Parsed& gg = same ? d : g;
-  fastiou::bind::released([&] {
+  fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.iou", std::to_string(nd) + " x " + std::to_string(ng) + " masks"); }, [&] {
     fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
                          same, po);
   });
@@ -209,7 +215,7 @@ void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& isc
   const index_t nd = dt.shape(0), ng = gt.shape(0);
   const uint8_t* pc = crowd_ptr(iscrowd, ng);
   double* po = checked<double>(out, "out", {nd, ng}, true);
-  fastiou::bind::released([&] {
+  fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.iou", std::to_string(nd) + " x " + std::to_string(ng) + " boxes"); }, [&] {
     fastiou::rle_box_iou_cpu(pd, pg, nd, ng, pc, po);
   });
 }
@@ -217,7 +223,7 @@ void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& isc
 py::list strings_of(std::vector<std::vector<uint32_t>>& cnts) {
   std::vector<std::string> s(cnts.size());
   {
-    fastiou::bind::released([&] {
+    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle", std::to_string(cnts.size()) + " counts strings"); }, [&] {
       for (size_t i = 0; i < cnts.size(); ++i)
         fastiou::rle_to_string(cnts[i].data(), static_cast<index_t>(cnts[i].size()), &s[i]);
     });
@@ -251,7 +257,7 @@ py::list rle_from_polygons(const py::list& polygons, int64_t h, int64_t w, const
   }
   std::vector<std::vector<uint32_t>> cnts(static_cast<size_t>(n));
   {
-    fastiou::bind::released([&] {
+    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.from_segmentation", std::to_string(n) + " polygons at " + std::to_string(h) + " x " + std::to_string(w)); }, [&] {
       fastiou::rle_from_polygons_cpu(xy.data(), k.data(), n, h, w, cnts.data());
     });
   }

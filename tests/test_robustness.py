@@ -246,3 +246,83 @@ fastiou.box_iou(b, b)
 fastiou.set_num_threads(1)
 assert fastiou.get_num_threads() == 1
 """)
+
+
+# --------------------------------------------------------------------------- memory exhaustion
+
+# Each op runs under a ladder of address-space limits just above what the process holds; every
+# run must return or raise MemoryError whose message names a size (a digit), never abort.
+# The OpenMP pool is started before the first limit (a thread that cannot be created is a
+# fatal libgomp error, not an allocation failure).
+MEMORY_LADDER = """
+import re
+fastiou.set_num_threads(2)
+b0 = boxes(5000); fastiou.box_iou(b0, b0)
+
+def vm_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+outcomes = []
+
+def ladder(name, fn, extras_mb=(8, 16, 48, 96, 160, 256, 400, 640, 1024)):
+    for extra in extras_mb:
+        lim = vm_bytes() + int(extra * (1 << 20))
+        resource.setrlimit(resource.RLIMIT_AS, (lim, hard))
+        try:
+            fn()
+            outcomes.append((name, extra, "ok"))
+        except MemoryError as e:
+            msg = str(e)
+            assert re.search(r"[0-9]", msg), (name, extra, msg)
+            outcomes.append((name, extra, "MemoryError: " + msg[:100]))
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert any(o[0] == name and o[2] == "ok" for o in outcomes), [o for o in outcomes if o[0] == name]
+"""
+
+
+def _memory_case(body: str):
+    r = run_case(MEMORY_LADDER + textwrap.dedent(body) + "\nprint(*outcomes, sep='\\n')\n", timeout=300)
+    assert "MemoryError" in r.stdout, r.stdout  # the ladder reached the allocation failure
+
+
+def test_memory_rle():
+    _memory_case("""
+from fastiou import rle
+checker = (np.indices((3000, 3000)).sum(0) % 2).astype(np.uint8)[None].repeat(2, 0)
+ladder("rle.encode", lambda: rle.encode(checker))
+enc = rle.encode(checker)
+ladder("rle.decode", lambda: rle.decode(enc))
+poly = [[10.0, 10.0, 2900.0, 40.0, 2950.0, 2990.0, 15.0, 2700.0]] * 40
+ladder("rle.from_segmentation", lambda: rle.from_segmentation(poly, 3000, 3000))
+""")
+
+
+def test_memory_nms():
+    _memory_case("""
+n = 400000
+bb = boxes(n)
+sc = np.random.default_rng(2).random(n).astype(np.float32)
+lab = np.random.default_rng(3).integers(0, 5000, n)
+ladder("batched_nms", lambda: fastiou.batched_nms(bb, sc, lab, 0.5))
+ladder("nms_sweep", lambda: fastiou.nms_sweep(bb, sc, [0.3, 0.5, 0.7], idxs=lab))
+ladder("matrix_nms", lambda: fastiou.matrix_nms(bb, sc, np.arange(n) % 50000))
+ladder("soft_nms", lambda: fastiou.soft_nms(bb[:3000], sc[:3000], min_score=0.5))
+mb = np.random.default_rng(4).uniform(0, 500, (4, 20000, 4)).astype(np.float32)
+mb[..., 2:] += mb[..., :2]
+ms = np.random.default_rng(5).random((4, 20000, 80)).astype(np.float32)
+ladder("multiclass_nms", lambda: fastiou.multiclass_nms(mb, ms, 0.5, 0.05, 100, 1000))
+""")
+
+
+def test_memory_masks():
+    _memory_case("""
+m = np.random.default_rng(6).random((12, 1024, 1024)) > 0.5
+small = (0.25, 0.5, 1, 1.5, 2, 3, 4, 8)
+ladder("pack_masks", lambda: fastiou.pack_masks(m), small)
+pk = fastiou.pack_masks(m)
+ladder("resolve_overlaps", lambda: fastiou.resolve_overlaps(pk, np.arange(12.0)), small)
+ladder("mask_iou", lambda: fastiou.mask_iou(pk, pk), small)
+""")

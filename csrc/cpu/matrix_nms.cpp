@@ -147,19 +147,26 @@ void matrix_nms_cpu(const T* boxes, const T* scores, const int64_t* labels, inde
   std::vector<T> cterm(static_cast<size_t>(n));
   const bool par = n >= 256;
   // Work grows with the position in the group: small dynamic chunks keep the threads even.
+  RegionErrors err;
 #pragma omp parallel if (par)
   {
-    std::vector<T> buf(static_cast<size_t>(n));
+    std::vector<T> buf;
+    err.run([&] { buf.resize(static_cast<size_t>(n)); });
 #pragma omp for schedule(dynamic, 16)
     for (index_t p = 0; p < n; ++p)
-      cterm[p] = comp_term(c, gstart[p], p - gstart[p], kernel, sg, buf.data());
+      if (!err.failed()) cterm[p] = comp_term(c, gstart[p], p - gstart[p], kernel, sg, buf.data());
 #pragma omp for schedule(dynamic, 16)
     for (index_t p = 0; p < n; ++p) {
+      if (err.failed()) continue;
       const T d = decay(c, gstart[p], p - gstart[p], cterm.data(), kernel, sg, buf.data());
       const index_t i = order[part.perm[p]];
       out[i] = scores[i] * d;
     }
   }
+  err.rethrow([&] {
+    return "matrix_nms: out of memory for a row of " + bytes_text(double(sizeof(T)) * n) +
+           " a thread (" + std::to_string(n) + " boxes)";
+  });
 }
 
 template void matrix_nms_cpu<float>(const float*, const float*, const int64_t*, index_t, int,

@@ -93,12 +93,19 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
   std::vector<std::vector<int32_t>> cand(static_cast<size_t>(batch));
   std::vector<std::vector<index_t>> offs(static_cast<size_t>(batch));
   std::vector<std::vector<index_t>> kept(static_cast<size_t>(batch));
+  RegionErrors err;
+  auto oom = [&] {
+    return "multiclass_nms: out of memory for the candidates of " + std::to_string(batch) +
+           " images x " + std::to_string(n) + " boxes x " + std::to_string(c) + " classes (up to " +
+           bytes_text(4.0 * static_cast<double>(batch) * n * c) + ")";
+  };
 #pragma omp parallel if (par_scan)
   {
-    std::vector<int32_t> hits(static_cast<size_t>(std::max(n, c)));
+    std::vector<int32_t> hits;
     std::vector<int32_t> hit_n, hit_c;  // anchor-major scan: the candidates in (n, class) order
+    err.run([&] { hits.resize(static_cast<size_t>(std::max(n, c))); });
 #pragma omp for schedule(dynamic, 1)
-    for (index_t b = 0; b < batch; ++b) {
+    for (index_t b = 0; b < batch; ++b) err.run([&] {
       const T* s = scores + b * sb;
       std::vector<index_t>& off = offs[b];
       std::vector<int32_t>& cn = cand[b];
@@ -128,8 +135,9 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
         for (size_t q = 0; q < hit_n.size(); ++q) cn[pos[hit_c[q]]++] = hit_n[q];
       }
       kept[b].assign(static_cast<size_t>(c), 0);
-    }
+    });
   }
+  err.rethrow(oom);
   // Per (image, class): rank (score desc, n asc), greedy with the per-class cap.
   std::vector<index_t> tasks;
   index_t total = 0;  // candidates over the batch: the work of the greedy passes
@@ -155,7 +163,7 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
     std::vector<int32_t> ranked;
     std::vector<uint8_t> flag;
 #pragma omp for schedule(dynamic, 1)
-    for (index_t q = 0; q < ntask; ++q) {
+    for (index_t q = 0; q < ntask; ++q) err.run([&] {
       const index_t b = tasks[q] / c, j = tasks[q] % c;
       int32_t* cn = cand[b].data() + offs[b][j];
       const index_t m = offs[b][j + 1] - offs[b][j];
@@ -176,8 +184,9 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
       for (index_t r = 0; r < m; ++r)
         if (flag[r]) cn[kc++] = ranked[r];
       kept[b][j] = kc;
-    }
+    });
   }
+  err.rethrow(oom);
   // Per image: the top k of the kept by (score desc, n asc, class asc), in that order.
   struct Det {
     T score;
@@ -185,7 +194,7 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
   };
   const bool par_top = batch > 1 && total >= kParallelNms;
 #pragma omp parallel for schedule(dynamic, 1) if (par_top)
-  for (index_t b = 0; b < batch; ++b) {
+  for (index_t b = 0; b < batch; ++b) err.run([&] {
     std::vector<Det> all;
     for (index_t j = 0; j < c; ++j)
       for (index_t r = 0; r < kept[b][j]; ++r) {
@@ -213,7 +222,8 @@ void multiclass_nms_cpu(const T* boxes, const T* scores, index_t batch, index_t 
         out_indices[b * k + r] = -1;
       }
     }
-  }
+  });
+  err.rethrow(oom);
 }
 
 template void multiclass_nms_cpu<float>(const float*, const float*, index_t, index_t, index_t,

@@ -721,11 +721,12 @@ struct GreedyPass<T>::Ws {
   GreedyWs<T> ws;
 };
 template <typename T>
-GreedyPass<T>::GreedyPass() : ws_(new Ws) {}
+GreedyPass<T>::GreedyPass() = default;
 template <typename T>
 GreedyPass<T>::~GreedyPass() = default;
 template <typename T>
 index_t GreedyPass<T>::run(const BoxView<T>& v, double threshold, index_t cap, uint8_t* keep) {
+  if (!ws_) ws_.reset(new Ws);  // here, not in the constructor: a thread's allocations may throw
   return greedy(v, threshold, cap, keep, ws_->ws);
 }
 template class GreedyPass<float>;
@@ -755,15 +756,18 @@ index_t nms_cpu(const T* boxes, const double* scores, const int64_t* classes, in
   const std::vector<index_t> gs = groups_by_size(part);
   const index_t ng = part.groups();
   // Classes in parallel, largest first; each thread reuses one workspace.
+  RegionErrors err;
 #pragma omp parallel if (n >= kParallelNms && ng > 1)
   {
     GreedyWs<T> ws;
 #pragma omp for schedule(dynamic, 1)
-    for (index_t k = 0; k < ng; ++k) {
-      const index_t g = gs[k], s = part.start[g];
-      greedy(view(cols, s, part.start[g + 1] - s), iou_threshold, -1, fp.data() + s, ws);
-    }
+    for (index_t k = 0; k < ng; ++k)
+      err.run([&] {
+        const index_t g = gs[k], s = part.start[g];
+        greedy(view(cols, s, part.start[g + 1] - s), iou_threshold, -1, fp.data() + s, ws);
+      });
   }
+  err.rethrow([&] { return nms_oom_text("batched_nms", n, ng); });
   for (index_t p = 0; p < n; ++p) flag[part.perm[p]] = fp[p];
   return emit(flag.data(), order.data(), n, keep);
 }
@@ -808,16 +812,19 @@ void nms_sweep_cpu(const T* boxes, const double* scores, const int64_t* classes,
       rho[k] = Grid<T>::band(thresholds[pos[c0 + k]]);
     }
     std::vector<uint64_t> mask(static_cast<size_t>(n));
+    RegionErrors err;
 #pragma omp parallel if (par)
     {
       SweepWs<T> ws;
 #pragma omp for schedule(dynamic, 1)
-      for (index_t q = 0; q < ng; ++q) {
-        const index_t g = gs[q], s = part.start[g];
-        sweep_group(view(cols, s, part.start[g + 1] - s), tt.data(), rho.data(), m, mask.data() + s,
-                    ws);
-      }
+      for (index_t q = 0; q < ng; ++q)
+        err.run([&] {
+          const index_t g = gs[q], s = part.start[g];
+          sweep_group(view(cols, s, part.start[g + 1] - s), tt.data(), rho.data(), m,
+                      mask.data() + s, ws);
+        });
     }
+    err.rethrow([&] { return nms_oom_text("nms_sweep", n, ng); });
     for (int k = 0; k < m; ++k) {
       uint8_t* f = fp.data() + pos[c0 + k] * n;
       for (index_t p = 0; p < n; ++p) f[p] = (mask[p] >> k) & 1;
@@ -827,15 +834,18 @@ void nms_sweep_cpu(const T* boxes, const double* scores, const int64_t* classes,
   for (index_t k = 0; k < nt; ++k) {
     if (thresholds[k] >= 0) continue;
     uint8_t* f = fp.data() + k * n;
+    RegionErrors err;
 #pragma omp parallel if (par)
     {
       GreedyWs<T> ws;
 #pragma omp for schedule(dynamic, 1)
-      for (index_t q = 0; q < ng; ++q) {
-        const index_t g = gs[q], s = part.start[g];
-        greedy(view(cols, s, part.start[g + 1] - s), thresholds[k], -1, f + s, ws);
-      }
+      for (index_t q = 0; q < ng; ++q)
+        err.run([&] {
+          const index_t g = gs[q], s = part.start[g];
+          greedy(view(cols, s, part.start[g + 1] - s), thresholds[k], -1, f + s, ws);
+        });
     }
+    err.rethrow([&] { return nms_oom_text("nms_sweep", n, ng); });
   }
   std::vector<uint8_t> flag(static_cast<size_t>(n));
   for (index_t k = 0; k < nt; ++k) {

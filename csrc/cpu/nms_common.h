@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cpu_common.h"
@@ -50,6 +51,13 @@ struct BoxCols {
     area[i] = (b[2] - b[0]) * (b[3] - b[1]);
   }
 };
+
+// The message of an allocation failure in a suppression kernel.
+inline std::string nms_oom_text(const char* op, index_t n, index_t groups) {
+  return std::string(op) + ": out of memory for the workspace of " + std::to_string(n) +
+         " boxes in " + std::to_string(groups) + " groups (about " +
+         bytes_text(64.0 * static_cast<double>(n)) + ")";
+}
 
 // Below this many boxes (candidates) a parallel suppression costs more than it saves.
 constexpr index_t kParallelNms = 2048;

@@ -855,8 +855,13 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
 
 void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,
                            index_t w, std::vector<uint32_t>* out) {
+  RegionErrors err;
 #pragma omp parallel for schedule(dynamic, 1) if (n > 16)
-  for (index_t i = 0; i < n; ++i) rle_from_polygon_cpu(xy[i], k[i], h, w, out + i);
+  for (index_t i = 0; i < n; ++i) err.run([&] { rle_from_polygon_cpu(xy[i], k[i], h, w, out + i); });
+  err.rethrow([&] {
+    return "rle.from_segmentation: out of memory rasterising " + std::to_string(n) + " polygons at " +
+           std::to_string(h) + " x " + std::to_string(w);
+  });
 }
 
 }  // namespace fastiou

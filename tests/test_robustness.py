@@ -17,7 +17,9 @@ import sys
 import tempfile
 import textwrap
 
+import numpy as np
 import pytest
+from conftest import require
 
 import fastiou
 
@@ -326,3 +328,40 @@ pk = fastiou.pack_masks(m)
 ladder("resolve_overlaps", lambda: fastiou.resolve_overlaps(pk, np.arange(12.0)), small)
 ladder("mask_iou", lambda: fastiou.mask_iou(pk, pk), small)
 """)
+
+
+# --------------------------------------------------------------------------- bounded work
+
+def test_polygons_outside_the_image_match_pycocotools():
+    """Byte-identical to pycocotools for random polygons partly (or wholly) outside the image,
+    including long thin ones; the walk skips what lies outside, it does not change the result."""
+    M = require("pycocotools.mask")
+    from fastiou import rle
+    rng = np.random.default_rng(14)
+    for trial in range(400):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        k = int(rng.integers(3, 9))
+        scale = [1, 3, 20, 400][trial % 4]
+        xy = rng.uniform(-scale * w, (scale + 1) * w, (k, 2))
+        xy[:, 1] = rng.uniform(-scale * h, (scale + 1) * h, k)
+        if trial % 5 == 0:
+            xy = np.round(xy)  # vertices on pixel centres and on the window's edges
+        if trial % 7 == 0:
+            xy[:, 0] = rng.choice([-1.0, 0.0, 0.4, float(w) - 1, float(w), w + 0.6], k)
+        poly = [xy.ravel().tolist()]
+        ref = M.frPyObjects(poly, h, w)[0]
+        got = rle.from_segmentation(poly, h, w)
+        assert got == ref, (trial, h, w, poly)
+
+
+def test_huge_polygon_is_fast():
+    run_case("""
+import time
+from fastiou import rle
+t0 = time.perf_counter()
+r = rle.from_segmentation([[-1.3e8, -1.3e8, 1.3e8, -1.2e8, 1.3e8, 1.3e8, 10.0, 1.25e8]], 480, 640)
+r2 = rle.from_segmentation([[5.0, -1.3e8, 5.5, 1.3e8, 400.0, 1.3e8]], 480, 640)
+dt = time.perf_counter() - t0
+assert dt < 2.0, dt
+assert rle.area(r) > 0 and rle.area(r2) > 0
+""", timeout=60)

@@ -778,6 +778,93 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
 
 // ------------------------------------------------------------------------------ polygons
 
+namespace {
+
+// Calls point(u, v) for the steps d = 0 .. last of an edge that can give a boundary point: the
+// first one (it follows the previous edge) and those whose u lies in [ulo, uhi] (point emits
+// only there, and only where u changes), each after the state of its predecessor is set; ends
+// with the state of step `last`. The same points, in the same order, as visiting every step,
+// but the steps outside the image (coordinates up to 2**27) are skipped by bisection, since
+// u(d) is monotone.
+template <typename UV, typename Point>
+void walk_edge(int last, UV& uv, int64_t ulo, int64_t uhi, Point& point, bool& have_prev,
+               int& pu, int& pv) {
+  int u, v;
+  uv(0, &u, &v);
+  point(u, v);
+  if (last == 0) return;
+  int ul, vl;
+  uv(last, &ul, &vl);
+  const bool up = ul >= u;  // direction of u along the edge
+  auto before = [&](int64_t uu) { return up ? uu < ulo : uu > uhi; };  // not yet in the window
+  auto after = [&](int64_t uu) { return up ? uu > uhi : uu < ulo; };   // past the window
+  auto ux = [&](int d) {
+    int uu, vv;
+    uv(d, &uu, &vv);
+    return uu;
+  };
+  // Steps [da, db] of d >= 1 are those in the window (binary searches on the monotone u).
+  int lo = 1, hi = last + 1;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (before(ux(mid))) lo = mid + 1; else hi = mid;
+  }
+  const int da = lo;
+  hi = last + 1;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (!after(ux(mid))) lo = mid + 1; else hi = mid;
+  }
+  const int db = lo - 1;
+  if (da <= db) {
+    int up_, vp_;
+    uv(da - 1, &up_, &vp_);
+    pu = up_;
+    pv = vp_;
+    have_prev = true;
+    const int64_t changes = std::abs(static_cast<int64_t>(ux(db)) - ux(da)) + 1;
+    if (db - da < 4 * changes + 64) {
+      for (int d = da; d <= db; ++d) {  // u changes at most steps: every one, in order
+        int uc, vc;
+        uv(d, &uc, &vc);
+        point(uc, vc);
+      }
+    } else {
+      // Few changes over many steps (an edge along the longer y axis): jump from change to
+      // change, galloping then bisecting; between changes point() emits nothing.
+      int d = da;
+      while (d <= db) {
+        int uc, vc;
+        uv(d, &uc, &vc);
+        point(uc, vc);
+        int64_t step = 1;
+        int a = d;
+        while (static_cast<int64_t>(a) + step <= db && ux(static_cast<int>(a + step)) == uc) {
+          a = static_cast<int>(a + step);
+          step *= 2;
+        }
+        int b = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(a) + step, db + 1));
+        while (b - a > 1) {  // u(a) == uc, u(b) != uc or b = db + 1
+          const int mid = a + (b - a) / 2;
+          if (ux(mid) == uc) a = mid; else b = mid;
+        }
+        d = b;
+        if (d <= db) {  // its predecessor, d - 1, has u = uc
+          int uq, vq;
+          uv(d - 1, &uq, &vq);
+          pu = uq;
+          pv = vq;
+        }
+      }
+    }
+  }
+  pu = ul;
+  pv = vl;
+  have_prev = true;
+}
+
+}  // namespace
+
 void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
                           std::vector<uint32_t>* out) {
   out->clear();
@@ -818,6 +905,9 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     pu = u;
     pv = v;
   };
+  // Only steps whose u lies in [ulo, uhi] can give a boundary point (5 x + 2 or one past it,
+  // x a column of the image); the others only become the previous step of the next one.
+  const int64_t ulo = 2, uhi = 5 * static_cast<int64_t>(w) - 2;
   for (index_t j = 0; j < k; ++j) {
     int xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
     const int dx = std::abs(xe - xs), dy = std::abs(ys - ye);
@@ -830,17 +920,21 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     // that point's v is never read (its u equals both neighbours'), so take s = 0 instead.
     const double s = dx >= dy ? (dx ? static_cast<double>(ye - ys) / dx : 0.0)
                               : static_cast<double>(xe - xs) / dy;
-    if (dx >= dy) {
-      for (int d = 0; d <= dx; ++d) {
-        const int t = flip ? dx - d : d;
-        point(t + xs, static_cast<int>(ys + s * t + .5));
+    const int last = dx >= dy ? dx : dy;
+    // Step d of pycocotools' walk, exactly as it computes it: u = t + xs, v = round(ys + s t)
+    // when x is the longer axis, else u = round(xs + s t), v = t + ys (t = d, or last - d when
+    // flipped). u is monotone in d (each operation rounds monotonically).
+    auto uv = [&](int d, int* u, int* v) {
+      const int t = flip ? last - d : d;
+      if (dx >= dy) {
+        *u = t + xs;
+        *v = static_cast<int>(ys + s * t + .5);
+      } else {
+        *u = static_cast<int>(xs + s * t + .5);
+        *v = t + ys;
       }
-    } else {
-      for (int d = 0; d <= dy; ++d) {
-        const int t = flip ? dy - d : d;
-        point(static_cast<int>(xs + s * t + .5), t + ys);
-      }
-    }
+    };
+    walk_edge(last, uv, ulo, uhi, point, have_prev, pu, pv);
   }
   a.push_back(static_cast<uint32_t>(h * w));
   std::sort(a.begin(), a.end());

@@ -7,7 +7,10 @@ Shared semantics (see ../shared/SEMANTICS.md in the project's design notes):
 * Results follow torchvision's formulas exactly: no eps in IoU (two zero-area boxes give NaN),
   areas not clamped (an inverted box has a positive area), NaN coordinates give NaN.
 * dtypes: float16 / bfloat16 / float32 are computed in float32 and give float32; float64 gives
-  float64; integer boxes are computed in float64 and give float32 (torchvision's upcast rule).
+  float64; integer boxes are computed in float64 and give float32 (torchvision's upcast rule),
+  except ``box_area`` and ``box_convert``, which compute integer boxes in integers exactly as
+  torchvision does (int32 / int64 results that wrap around as torch's do; float32 where
+  ``cxcywh`` divides).
 * The result is in the library and on the device of the first argument; it does not carry
   autograd history (use torchvision for losses that need gradients).
 
@@ -238,6 +241,45 @@ def _int_result_dtype(dt: str) -> str:
     return dt if dt in ("int32", "int64") else "int32"
 
 
+_INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8")
+
+
+def _int_box_area(a: Arg, fmt_c: int):
+    """torchvision's box_area of integer boxes, in its integer arithmetic (int32 for the small
+    integer types, wrapping as it wraps), with the array library's own operations: exact for
+    int64 beyond 2**53 on every library and device, where float64 would round."""
+    x = a.x if a.dtype in ("int32", "int64") else a.lib.astype(a.x, "int32")
+    if fmt_c == 0:
+        return (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
+    return x[..., 2] * x[..., 3]
+
+
+def _int_box_convert(a: Arg, i: int, o: int, rdt: str, device: str):
+    """torchvision's box_convert of integer boxes, step for step: integer sums and differences
+    in the boxes' dtype (wrapping as torch does), float32 where its division or 0.5 * w makes
+    float32 (``cxcywh``)."""
+    x, lib = a.x, a.lib
+    f32 = lambda v: lib.astype(v, "float32")  # noqa: E731
+    c = [x[..., j] for j in range(4)]
+    if i == 1:  # xywh
+        x1, y1, x2, y2 = c[0], c[1], c[0] + c[2], c[1] + c[3]
+    elif i == 2:  # cxcywh: cx - 0.5 * w in float32
+        cx, cy, w, h = (f32(v) for v in c)
+        x1, y1, x2, y2 = cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h
+    else:
+        x1, y1, x2, y2 = c
+    if o == 1:
+        cols = (x1, y1, x2 - x1, y2 - y1)
+    elif o == 2:  # (x1 + x2) / 2 divides the integer sum
+        cols = (f32(x1 + x2) / 2, f32(y1 + y2) / 2, f32(x2 - x1), f32(y2 - y1))
+    else:
+        cols = (x1, y1, x2, y2)
+    out = lib.empty(a.shape, rdt, device)
+    for j, v in enumerate(cols):
+        out[..., j] = v
+    return out
+
+
 def box_area(boxes, fmt: str = "xyxy"):
     """Area of each box (torchvision.ops.box_area).
 
@@ -261,6 +303,8 @@ def box_area(boxes, fmt: str = "xyxy"):
     k = int(np.prod(lead, dtype=np.int64))
     if k == 0:
         return a.lib.empty(lead, rdt, device)
+    if dt in _INT_DTYPES:
+        return _int_box_area(a, fmt_c)
     b = a.astype(cdt).contiguous().reshape((k, 4))
     res = a.lib.empty((k,), cdt, device)
     _dispatch.call("box_area", device, b, Arg("out", a.lib, res), fmt_c)
@@ -290,6 +334,8 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
     k = int(np.prod(a.shape[:-1], dtype=np.int64))
     if k == 0:
         return a.lib.empty(a.shape, rdt, device)
+    if dt in _INT_DTYPES:
+        return _int_box_convert(a, i, o, rdt, device)
     b = a.astype(cdt).contiguous().reshape((k, 4))
     res = a.lib.empty((k, 4), cdt, device)
     _dispatch.call("box_convert", device, b, Arg("out", a.lib, res), i, o)

@@ -365,3 +365,40 @@ dt = time.perf_counter() - t0
 assert dt < 2.0, dt
 assert rle.area(r) > 0 and rle.area(r2) > 0
 """, timeout=60)
+
+
+# --------------------------------------------------------------------------- silently wrong
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "uint8"])
+def test_integer_boxes_match_torchvision(lib, dtype):
+    """box_area / box_convert of integer boxes: torchvision's integer arithmetic, wrap-around
+    included, with coordinates near 2**53 and 2**62 (float64 would lose the low bits)."""
+    torch = require("torch")
+    tv = require("torchvision.ops")
+    rng = np.random.default_rng(8)
+    info = np.iinfo(dtype)
+    parts = [rng.integers(max(info.min, -1000), min(info.max, 1000), (64, 4))]
+    if dtype == "int64":
+        for base in (2 ** 53, 2 ** 62, -(2 ** 62)):
+            parts.append(base + rng.integers(-5, 6, (32, 4)))
+        parts.append(np.array([[0, 0, 2 ** 53 + 1, 1], [0, 0, 2 ** 62, 2 ** 62], [-(2 ** 62), 0, 2 ** 62, 3]]))
+    else:
+        parts.append(rng.integers(info.min, info.max, (64, 4), endpoint=True))
+    b = np.concatenate(parts).astype(dtype)
+    tb = torch.from_numpy(b)
+    arg = b if lib == "numpy" else tb
+    to_np = (lambda v: v) if lib == "numpy" else (lambda v: v.numpy())
+    want = tv.box_area(tb).numpy()
+    got = to_np(fastiou.box_area(arg))
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    up = tb if dtype in ("int32", "int64") else tb.to(torch.int32)  # torchvision's _upcast
+    for fmt in ("xywh", "cxcywh"):  # w * h in the same integer arithmetic
+        got = to_np(fastiou.box_area(arg, fmt=fmt))
+        assert np.array_equal(got, (up[:, 2] * up[:, 3]).numpy())
+    for i in ("xyxy", "xywh", "cxcywh"):
+        for o in ("xyxy", "xywh", "cxcywh"):
+            want = tv.box_convert(tb, i, o).numpy()
+            got = to_np(fastiou.box_convert(arg, i, o))
+            assert got.dtype == want.dtype, (i, o, got.dtype, want.dtype)
+            np.testing.assert_array_equal(got, want, err_msg=f"{i} -> {o}")

@@ -73,6 +73,14 @@ def _classes(idxs, boxes: Arg, name: str = "idxs") -> Arg:
     if c.shape != (n,):
         raise InputError(f"{name}: expected shape ({n},) to match boxes, got {fmt_shape(c.shape)}")
     if dt in ("float16", "bfloat16", "float32", "float64"):
+        # NaN and inf ids have no consistent meaning in torchvision (its coordinate-offset path
+        # keeps every NaN-id box, its per-class path drops them): refused, on every library.
+        x = c.x
+        bad = ~((x == x) & (x != float("inf")) & (x != float("-inf")))
+        if bool(bad.any()):
+            first = int(np.nonzero(np.asarray(c.lib.host(bad)))[0][0])
+            raise ValueError(f"{name}: expected finite class ids, got {float(c.lib.host(x)[first])} "
+                             f"at position {first}")
         # torchvision treats every distinct value as its own class (torch.unique).
         return Arg(name, c.lib, c.lib.unique_inverse(c.x))
     return c.astype("int64").contiguous()
@@ -121,7 +129,8 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
         boxes (Array[N, 4]): xyxy boxes.
         scores (Array[N]): their scores.
         idxs (Array[N]): class (or image) of each box; integers, or floats where each
-            distinct value is its own class.
+            distinct value is its own class. NaN or infinite float ids raise ValueError
+            (torchvision keeps NaN-id boxes on one code path and drops them on the other).
         iou_threshold (float): as in ``nms``.
 
     Returns:

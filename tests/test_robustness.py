@@ -402,3 +402,19 @@ def test_integer_boxes_match_torchvision(lib, dtype):
             got = to_np(fastiou.box_convert(arg, i, o))
             assert got.dtype == want.dtype, (i, o, got.dtype, want.dtype)
             np.testing.assert_array_equal(got, want, err_msg=f"{i} -> {o}")
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_batched_nms_nonfinite_idxs_raise(lib):
+    torch = require("torch") if lib == "torch" else None
+    b = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    s = np.array([0.9, 0.8, 0.7], np.float32)
+    for bad in (np.nan, np.inf, -np.inf):
+        idxs = np.array([0.0, bad, 1.0])
+        args = (b, s, idxs) if torch is None else (torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(idxs))
+        with pytest.raises(ValueError, match="idxs: expected finite class ids.*position 1"):
+            fastiou.batched_nms(*args, 0.5)
+        with pytest.raises(ValueError, match="idxs"):
+            fastiou.nms_sweep(*args[:2], [0.5], idxs=args[2])
+    ok = fastiou.batched_nms(b, s, np.array([0.0, 0.5, 1.0]), 0.5)
+    assert list(np.asarray(ok)) == [0, 1, 2]

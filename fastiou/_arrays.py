@@ -69,7 +69,8 @@ class _Numpy:
 
     @staticmethod
     def unique_inverse(x):
-        return np.unique(x, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        # equal_nan=False: every NaN its own value, as torch.unique (torchvision's batched_nms)
+        return np.unique(x, return_inverse=True, equal_nan=False)[1].reshape(-1).astype(np.int64)
 
     @staticmethod
     def host(x):
@@ -329,6 +330,62 @@ def as_arg(name: str, x) -> Arg:
     if a.dtype == object or a.dtype.kind in "USV":
         raise TypeError(f"{name}: expected numbers, got {type(x).__name__} of {a.dtype}")
     return Arg(name, _Numpy, a)
+
+
+def _to_torch(x, torch, outs):
+    """A numpy result as a torch tensor (the ``out=`` tensor itself where x is its view)."""
+    if isinstance(x, np.ndarray):
+        for t, view in outs:
+            if x is view:
+                return t
+        if not x.flags.writeable or any(st < 0 for st in x.strides):
+            x = x.copy()
+        return torch.from_numpy(x)
+    if isinstance(x, tuple):
+        items = [_to_torch(v, torch, outs) for v in x]
+        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
+    if isinstance(x, list):
+        return [_to_torch(v, torch, outs) for v in x]
+    return x
+
+
+def _numpy_view(t, torch):
+    if not t.is_cpu or t.dtype is torch.bfloat16 or t.layout is not torch.strided:
+        raise TypeError("not viewable by numpy")
+    return t.numpy() if not t.requires_grad else t.detach().numpy()
+
+
+def via_numpy(fn):
+    """Runs ``fn`` on numpy views of torch CPU tensors and gives its results back as tensors.
+
+    The per-call fast path for torch on the host: numpy's array calls cost a fraction of
+    torch's (allocation, casts, slicing), and the kernels read the same memory either way.
+    Anything that numpy cannot view (bfloat16, GPU, sparse, meta, conjugated tensors...) takes
+    ``fn``'s own path. The result is torch when the first array argument is a tensor.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        torch = sys.modules.get("torch")
+        if torch is None or not args:
+            return fn(*args, **kwargs)
+        tensor = torch.Tensor
+        outs = []
+        try:
+            new = [_numpy_view(a, torch) if isinstance(a, tensor) else a for a in args]
+            kw = kwargs
+            for k, a in kwargs.items():
+                if isinstance(a, tensor):
+                    view = _numpy_view(a, torch)
+                    outs.append((a, view))
+                    kw = dict(kw, **{k: view})
+        except (RuntimeError, TypeError):  # a tensor numpy cannot view: the general path
+            return fn(*args, **kwargs)
+        res = fn(*new, **kw)
+        return _to_torch(res, torch, outs) if isinstance(args[0], tensor) else res
+
+    return wrapper
 
 
 def check_device(args: list[Arg]) -> str:

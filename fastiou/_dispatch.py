@@ -1,12 +1,15 @@
 """The one place that chooses a backend and hands it the arrays.
 
 Backends, by the device of the arrays:
-    host arrays:  ``cpp`` (fastiou._C) then ``numba``; host-only ops (COCO RLE) use ``select_host``
+    host arrays:  ``cpp`` (fastiou._C) then ``numba``
     CUDA arrays:  ``cuda`` (fastiou._C_cuda) then ``cupy`` (the same kernel sources via NVRTC)
-``FASTIOU_BACKEND`` (read at every call) or ``use_backend(name)`` forces one. Host backends
-receive numpy views of the caller's memory; GPU backends receive ``DeviceArray`` records
-(pointer, shape, dtype, device) and the caller's current stream. Every backend module offers
-the same functions with the same arguments (see fastiou/_backends/).
+An op that a backend does not implement (the ``backends`` of its declaration in
+fastiou/_backends/interface.py) falls through to the next backend; ops that exist only on the
+host (COCO RLE) run on the host backend even while a GPU backend is forced.
+``FASTIOU_BACKEND`` (read at every call) or ``use_backend(name)`` forces one. Every call is
+checked against the op's declaration once, here; host backends then receive numpy views of
+the caller's memory, GPU backends ``DeviceArray`` records (pointer, shape, dtype, device) and
+the caller's current stream.
 """
 
 from __future__ import annotations
@@ -19,14 +22,11 @@ import threading
 from dataclasses import dataclass
 
 from ._arrays import Arg
+from ._backends.interface import BY_NAME
 
 BACKENDS = ("cpp", "numba", "cuda", "cupy")
 BACKEND_DEVICE = {"cpp": "cpu", "numba": "cpu", "cuda": "cuda", "cupy": "cuda"}
 _ORDER = {"cpu": ("cpp", "numba"), "cuda": ("cuda", "cupy")}
-
-# The numbers the kernels use (csrc/include/fastiou/common.h).
-FORMATS = {"xyxy": 0, "xywh": 1, "cxcywh": 2}
-MODES = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "ioa": 4}
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastiou_backend", default=None)
 _lock = threading.Lock()
@@ -114,13 +114,16 @@ def backends() -> dict[str, dict]:
     """Which backends this machine has, and why each missing one is missing.
 
     Returns:
-        dict: backend name -> ``{"available": bool, "device": "cpu" | "cuda", "reason": str}``
-        (``reason`` is empty when available).
+        dict: backend name -> ``{"available": bool, "device": "cpu" | "cuda", "reason": str,
+        "lacks": [op names]}``: ``reason`` is empty when available; ``lacks`` lists the ops
+        that the backend does not implement (calls of them fall through to the next backend,
+        e.g. COCO RLE, which runs on the host).
     """
     out = {}
     for name in BACKENDS:
         mod, reason = _backend(name)
-        out[name] = {"available": mod is not None, "device": BACKEND_DEVICE[name], "reason": reason}
+        out[name] = {"available": mod is not None, "device": BACKEND_DEVICE[name], "reason": reason,
+                     "lacks": sorted(op for op, spec in BY_NAME.items() if name not in spec.backends)}
     return out
 
 
@@ -140,19 +143,44 @@ def use_backend(name: str):
         _forced.reset(token)
 
 
+# FASTIOU_BACKEND is read at every call: through os.environ's own dict where CPython has one (a
+# dict lookup; os.environ.get encodes the key each time, several times the cost of a small kernel).
+_ENV_DATA = getattr(os.environ, "_data", None)
+try:
+    _ENV_KEY = os.environ.encodekey("FASTIOU_BACKEND")
+except AttributeError:  # not CPython's _Environ
+    _ENV_DATA = None
+
+
+def _env_backend() -> str:
+    if _ENV_DATA is None:
+        return os.environ.get("FASTIOU_BACKEND", "")
+    raw = _ENV_DATA.get(_ENV_KEY)
+    return "" if raw is None else os.environ.decodevalue(raw)
+
+
 def _forced_backend() -> str | None:
     name = _forced.get()
     if name is None:
-        name = os.environ.get("FASTIOU_BACKEND", "").strip().lower() or None
+        name = _env_backend().strip().lower() or None
         if name is not None and name not in BACKENDS:
             raise ValueError(f"FASTIOU_BACKEND: expected one of {', '.join(BACKENDS)}, got {name!r}")
     return name
 
 
-def select(device: str):
-    """(name, module) of the backend that runs on ``device`` ("cpu" or "cuda:N")."""
+def select(device: str, op: str | None = None):
+    """(name, module) of the backend that runs ``op`` on ``device`` ("cpu" or "cuda:N").
+
+    The forced backend when there is one (RuntimeError when it is unavailable or lacks the
+    op; ValueError when it runs on another device), else the first available backend of the
+    device that implements the op.
+    """
+    return _select(device, op, _forced_backend())
+
+
+def _select(device: str, op: str | None, forced: str | None):
     kind = "cpu" if device == "cpu" else "cuda"
-    forced = _forced_backend()
+    has = BY_NAME[op].backends if op is not None else BACKENDS
     if forced is not None:
         mod, reason = _backend(forced)
         if mod is None:
@@ -160,47 +188,85 @@ def select(device: str):
         if BACKEND_DEVICE[forced] != kind:
             raise ValueError(f"backend '{forced}' runs on {BACKEND_DEVICE[forced]} arrays but the "
                              f"arrays are on {device}")
+        if forced not in has:
+            raise RuntimeError(f"backend '{forced}' does not implement {op} (it runs on "
+                               f"{', '.join(has)})")
         return forced, mod
     reasons = []
     for name in _ORDER[kind]:
+        if name not in has:
+            reasons.append(f"{name}: does not implement {op}")
+            continue
         mod, reason = _backend(name)
         if mod is not None:
             return name, mod
         reasons.append(f"{name}: {reason}")
-    raise RuntimeError(f"no backend for {device} arrays: " + "; ".join(reasons))
+    raise RuntimeError(f"no backend for {op or 'ops'} on {device} arrays: " + "; ".join(reasons))
 
 
-def select_host():
-    """The module of the host backend for ops that exist only on the host (COCO RLE): the
-    forced backend when it is a host one, else the default host backend (so forcing a GPU
-    backend does not stop them)."""
+def _host_backend(op: str):
+    """(name, module) for an op on host data: a forced GPU backend does not apply to it."""
     forced = _forced_backend()
-    if forced is not None and BACKEND_DEVICE[forced] == "cpu":
-        return select("cpu")[1]
-    mod = _loaded.get("cpp", (None,))[0]  # the usual case, without select()'s checks
-    if mod is not None:
-        return mod
-    reasons = []
-    for name in _ORDER["cpu"]:
-        mod, reason = _backend(name)
+    if forced is None and "cpp" in BY_NAME[op].backends:
+        mod = _loaded.get("cpp", (None,))[0]  # the usual case, without select()'s checks
         if mod is not None:
-            return mod
-        reasons.append(f"{name}: {reason}")
-    raise RuntimeError("no backend for host arrays: " + "; ".join(reasons))
+            return "cpp", mod
+    if forced is not None and BACKEND_DEVICE[forced] != "cpu":
+        forced = None
+    return _select("cpu", op, forced)
 
 
-def call(op: str, device: str, *args, **params):
+_FUNCS: dict = {}
+
+
+def _function(name: str, mod, op: str):
+    fn = _FUNCS.get((name, op))
+    if fn is None:
+        fn = _FUNCS[(name, op)] = getattr(mod, op)
+    return fn
+
+
+_HOST_DEFAULT: dict = {}
+
+
+def host_function(op: str):
+    """The host backend's function for ``op``, for the per-call fast paths of the public ops
+    (numpy arrays that the caller built to the op's declaration: a C-contiguous float array,
+    the outputs allocated to match). The backend rules are ``select``'s; the compiled backend
+    checks its arguments again in C++."""
+    forced = _forced_backend()
+    if forced is None:
+        fn = _HOST_DEFAULT.get(op)
+        if fn is None:
+            name, mod = _select("cpu", op, None)
+            fn = _HOST_DEFAULT[op] = _function(name, mod, op)
+        return fn
+    name, mod = _select("cpu", op, forced)
+    return _function(name, mod, op)
+
+
+def call_host(op: str, *args):
+    """Runs host-only ``op`` (COCO RLE) on numpy arrays and plain values, after checking them
+    against its declaration."""
+    BY_NAME[op].check(args)
+    name, mod = _host_backend(op)
+    return _function(name, mod, op)(*args)
+
+
+def call(op: str, device: str, *args):
     """Runs ``op`` on the backend for ``device``.
 
-    ``args`` are ``Arg`` arrays (already C-contiguous, in the dtype the kernel wants, outputs
-    allocated by the caller) or plain Python values, passed on in order.
+    ``args`` are, in the op's declared order, ``Arg`` arrays (outputs allocated by the caller)
+    or plain Python values; they are checked against the declaration before any backend sees
+    them.
     """
-    name, mod = select(device)
+    BY_NAME[op].check(args)
+    name, mod = select(device, op)
+    fn = _function(name, mod, op)
     if device == "cpu":
-        views = [a.lib.host(a.x) if isinstance(a, Arg) else a for a in args]
-        return getattr(mod, op)(*views, **params)
+        return fn(*[a.lib.host(a.x) if isinstance(a, Arg) else a for a in args])
     first = next(a for a in args if isinstance(a, Arg))
     index = int(device.split(":")[1])
     views = [DeviceArray(a.lib.ptr(a.x), a.shape, a.dtype, index, a.x) if isinstance(a, Arg) else a
              for a in args]
-    return getattr(mod, op)(*views, stream=first.lib.stream(device), **params)
+    return fn(*views, stream=first.lib.stream(device))

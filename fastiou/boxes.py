@@ -1,6 +1,6 @@
 """The box IoU family: a drop-in for torchvision.ops (0.29) box functions.
 
-Shared semantics (see ../shared/SEMANTICS.md in the project's design notes):
+Shared semantics (those of torchvision 0.29):
 
 * Boxes are ``(..., N, 4)``; the last dimension is (x1, y1, x2, y2) unless ``fmt`` says
   otherwise. Leading batch dimensions broadcast against each other as torchvision's do.
@@ -27,73 +27,37 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dispatch
-from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape
+from ._args import (FAST_FLOATS, FORMATS, MODES, boxes_arg, broadcast_lead, check_out, compute_dtypes, finish,
+                    fmt_code)
+from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape, via_numpy
 from ._errors import InputError
+from ._packed import PackedMasks
 
 __all__ = ["box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
            "complete_box_iou", "box_ioa", "box_iou_aligned", "masks_to_boxes"]
 
 
-def _fmt_code(fmt: str, what: str = "fmt") -> int:
-    try:
-        return _dispatch.FORMATS[fmt]
-    except (KeyError, TypeError):
-        raise ValueError(f"{what}: expected one of 'xyxy', 'xywh', 'cxcywh', got {fmt!r}") from None
-
-
-def _dtypes(*dts: str) -> tuple[str, str]:
-    """(compute dtype, result dtype) for boxes of these dtypes, by torchvision's upcast rule."""
-    if "float64" in dts:
-        return "float64", "float64"
-    if any(d in ("float16", "bfloat16", "float32") for d in dts):
-        return "float32", "float32"
-    return "float64", "float32"  # integer boxes: exact in float64, float32 out as torchvision
-
-
-def _boxes_arg(name: str, x, min_ndim: int) -> tuple[Arg, str]:
-    a = as_arg(name, x)
-    dt = check_numeric(a)
-    if len(a.shape) < min_ndim or a.shape[-1] != 4:
-        want = "(..., N, 4)" if min_ndim == 2 else "(..., 4)"
-        raise InputError(f"{name}: expected shape {want}, got {fmt_shape(a.shape)}")
-    return a, dt
-
-
-def _broadcast(lead1: tuple, lead2: tuple, names: str) -> tuple:
-    if lead1 == lead2:
-        return lead1
-    try:
-        return tuple(np.broadcast_shapes(lead1, lead2))
-    except ValueError:
-        raise InputError(f"{names}: batch dimensions {fmt_shape(lead1)} and {fmt_shape(lead2)} "
-                         f"do not broadcast") from None
-
-
-def _finish(first: Arg, x, result_dtype: str):
-    """Casts a computed array to the result dtype in the caller's library."""
-    return x if first.lib.dtype(x) == result_dtype else first.lib.astype(x, result_dtype)
-
-
-def _check_out(out, first: Arg, device: str, shape: tuple, dtype: str) -> Arg:
-    o = as_arg("out", out)
-    if o.lib is not first.lib or o.device != device:
-        raise InputError(f"out: expected a {first.lib.name} array on {device}, got {o.lib.name} on {o.device}")
-    if o.shape != shape or o.dtype != dtype or not o.lib.is_contiguous(o.x):
-        raise InputError(f"out: expected a C-contiguous {dtype} array of shape {fmt_shape(shape)}, "
-                         f"got {o.dtype} {fmt_shape(o.shape)}")
-    return o
-
-
 def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, out=None):
-    fmt_c = _fmt_code(fmt)
-    a1, d1 = _boxes_arg("boxes1", boxes1, 2)
-    a2, d2 = _boxes_arg("boxes2", boxes2, 2)
+    if (out is None and type(boxes1) is np.ndarray and type(boxes2) is np.ndarray
+            and boxes1.ndim == 2 and boxes2.ndim == 2 and boxes1.shape[1] == 4 and boxes2.shape[1] == 4
+            and boxes1.dtype == boxes2.dtype and boxes1.dtype in FAST_FLOATS and type(eps) is float
+            and type(fmt) is str and fmt in FORMATS and boxes1.flags.c_contiguous
+            and boxes2.flags.c_contiguous):
+        # The per-call fast path: float boxes exactly as the backend takes them.
+        res = np.empty((boxes1.shape[0], boxes2.shape[0]), boxes1.dtype)
+        if res.size:
+            _dispatch.host_function("box_pairwise")(boxes1[None], boxes2[None], res[None], MODES[mode],
+                                                    FORMATS[fmt], eps)
+        return res
+    fmt_c = fmt_code(fmt)
+    a1, d1 = boxes_arg("boxes1", boxes1, 2)
+    a2, d2 = boxes_arg("boxes2", boxes2, 2)
     device = check_device([a1, a2])
-    lead = _broadcast(a1.shape[:-2], a2.shape[:-2], "boxes1, boxes2")
+    lead = broadcast_lead(a1.shape[:-2], a2.shape[:-2], "boxes1, boxes2")
     n, m = a1.shape[-2], a2.shape[-2]
-    cdt, rdt = _dtypes(d1, d2)
+    cdt, rdt = compute_dtypes(d1, d2)
     shape = lead + (n, m)
-    o = None if out is None else _check_out(out, a1, device, shape, rdt)
+    o = None if out is None else check_out(out, a1, device, shape, rdt)
     batch = int(np.prod(lead, dtype=np.int64)) if lead else 1
     if batch * n * m == 0:
         if o is not None:
@@ -105,16 +69,17 @@ def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, ou
     res = o.x if direct else a1.lib.empty((batch, n, m), cdt, device)
     _dispatch.call("box_pairwise", device, b1, b2,
                    Arg("out", a1.lib, res.reshape((batch, n, m))),
-                   _dispatch.MODES[mode], fmt_c, float(eps))
+                   MODES[mode], fmt_c, float(eps))
     if direct:
         return o.x
-    res = _finish(a1, res.reshape(shape), rdt)
+    res = finish(a1, res.reshape(shape), rdt)
     if o is not None:
         o.x[...] = res
         return o.x
     return res
 
 
+@via_numpy
 def box_iou(boxes1, boxes2, fmt: str = "xyxy", *, out=None):
     """Intersection over union of every pair of boxes (torchvision.ops.box_iou).
 
@@ -136,6 +101,7 @@ def box_iou(boxes1, boxes2, fmt: str = "xyxy", *, out=None):
     return _pairwise(boxes1, boxes2, "iou", fmt, 0.0, out)
 
 
+@via_numpy
 def generalized_box_iou(boxes1, boxes2, *, out=None):
     """Generalized IoU of every pair of xyxy boxes (torchvision.ops.generalized_box_iou).
 
@@ -150,6 +116,7 @@ def generalized_box_iou(boxes1, boxes2, *, out=None):
     return _pairwise(boxes1, boxes2, "giou", "xyxy", 0.0, out)
 
 
+@via_numpy
 def distance_box_iou(boxes1, boxes2, eps: float = 1e-7, *, out=None):
     """Distance IoU of every pair of xyxy boxes (torchvision.ops.distance_box_iou).
 
@@ -164,6 +131,7 @@ def distance_box_iou(boxes1, boxes2, eps: float = 1e-7, *, out=None):
     return _pairwise(boxes1, boxes2, "diou", "xyxy", eps, out)
 
 
+@via_numpy
 def complete_box_iou(boxes1, boxes2, eps: float = 1e-7, *, out=None):
     """Complete IoU of every pair of xyxy boxes (torchvision.ops.complete_box_iou).
 
@@ -183,6 +151,7 @@ def complete_box_iou(boxes1, boxes2, eps: float = 1e-7, *, out=None):
     return _pairwise(boxes1, boxes2, "ciou", "xyxy", eps, out)
 
 
+@via_numpy
 def box_ioa(boxes1, boxes2, *, out=None):
     """Intersection over the area of ``boxes1`` for every pair of xyxy boxes.
 
@@ -201,6 +170,7 @@ def box_ioa(boxes1, boxes2, *, out=None):
     return _pairwise(boxes1, boxes2, "ioa", "xyxy", 0.0, out)
 
 
+@via_numpy
 def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
     """The measure of each row's pair: ``result[i] = measure(boxes1[i], boxes2[i])``.
 
@@ -215,25 +185,25 @@ def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
     Returns:
         Array[..., N]
     """
-    if mode not in _dispatch.MODES:
-        raise ValueError(f"mode: expected one of {', '.join(_dispatch.MODES)}, got {mode!r}")
-    a1, d1 = _boxes_arg("boxes1", boxes1, 2)
-    a2, d2 = _boxes_arg("boxes2", boxes2, 2)
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    a1, d1 = boxes_arg("boxes1", boxes1, 2)
+    a2, d2 = boxes_arg("boxes2", boxes2, 2)
     device = check_device([a1, a2])
     if a1.shape[-2] != a2.shape[-2]:
         raise InputError(f"boxes1, boxes2: expected the same number of boxes, got "
                          f"{fmt_shape(a1.shape)} and {fmt_shape(a2.shape)}")
-    lead = _broadcast(a1.shape[:-2], a2.shape[:-2], "boxes1, boxes2") + (a1.shape[-2],)
-    cdt, rdt = _dtypes(d1, d2)
+    lead = broadcast_lead(a1.shape[:-2], a2.shape[:-2], "boxes1, boxes2") + (a1.shape[-2],)
+    cdt, rdt = compute_dtypes(d1, d2)
     k = int(np.prod(lead, dtype=np.int64))
     if k == 0:
         return a1.lib.empty(lead, rdt, device)
     b1 = a1.astype(cdt).broadcast_to(lead + (4,)).contiguous().reshape((k, 4))
     b2 = a2.astype(cdt).broadcast_to(lead + (4,)).contiguous().reshape((k, 4))
     res = a1.lib.empty((k,), cdt, device)
-    _dispatch.call("box_aligned", device, b1, b2, Arg("out", a1.lib, res), _dispatch.MODES[mode], 0,
+    _dispatch.call("box_aligned", device, b1, b2, Arg("out", a1.lib, res), MODES[mode], 0,
                    float(eps))
-    return _finish(a1, res.reshape(lead), rdt)
+    return finish(a1, res.reshape(lead), rdt)
 
 
 def _int_result_dtype(dt: str) -> str:
@@ -280,6 +250,7 @@ def _int_box_convert(a: Arg, i: int, o: int, rdt: str, device: str):
     return out
 
 
+@via_numpy
 def box_area(boxes, fmt: str = "xyxy"):
     """Area of each box (torchvision.ops.box_area).
 
@@ -292,12 +263,12 @@ def box_area(boxes, fmt: str = "xyxy"):
         Array[...]: float32 for float16 / bfloat16 / float32 boxes, float64 for float64;
         integer boxes give integer areas (int32, or int64 for int64 boxes), as torchvision.
     """
-    fmt_c = _fmt_code(fmt)
-    a, dt = _boxes_arg("boxes", boxes, 1)
+    fmt_c = fmt_code(fmt)
+    a, dt = boxes_arg("boxes", boxes, 1)
     device = check_device([a])
     lead = a.shape[:-1]
     is_int = dt not in ("float16", "bfloat16", "float32", "float64")
-    cdt, rdt = _dtypes(dt)
+    cdt, rdt = compute_dtypes(dt)
     if is_int:
         rdt = _int_result_dtype(dt)
     k = int(np.prod(lead, dtype=np.int64))
@@ -308,9 +279,10 @@ def box_area(boxes, fmt: str = "xyxy"):
     b = a.astype(cdt).contiguous().reshape((k, 4))
     res = a.lib.empty((k,), cdt, device)
     _dispatch.call("box_area", device, b, Arg("out", a.lib, res), fmt_c)
-    return _finish(a, res.reshape(lead), rdt)
+    return finish(a, res.reshape(lead), rdt)
 
 
+@via_numpy
 def box_convert(boxes, in_fmt: str, out_fmt: str):
     """Converts boxes between ``xyxy``, ``xywh`` and ``cxcywh`` (torchvision.ops.box_convert).
 
@@ -323,8 +295,8 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
         back), except that integer boxes converted to or from ``cxcywh`` become float32, as
         torchvision's division makes them. ``in_fmt == out_fmt`` returns a copy.
     """
-    i, o = _fmt_code(in_fmt, "in_fmt"), _fmt_code(out_fmt, "out_fmt")
-    a, dt = _boxes_arg("boxes", boxes, 1)
+    i, o = fmt_code(in_fmt, "in_fmt"), fmt_code(out_fmt, "out_fmt")
+    a, dt = boxes_arg("boxes", boxes, 1)
     device = check_device([a])
     is_int = dt not in ("float16", "bfloat16", "float32", "float64")
     cdt = "float64" if is_int else ("float64" if dt == "float64" else "float32")
@@ -339,9 +311,10 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
     b = a.astype(cdt).contiguous().reshape((k, 4))
     res = a.lib.empty((k, 4), cdt, device)
     _dispatch.call("box_convert", device, b, Arg("out", a.lib, res), i, o)
-    return _finish(a, res.reshape(a.shape), rdt)
+    return finish(a, res.reshape(a.shape), rdt)
 
 
+@via_numpy
 def masks_to_boxes(masks):
     """The xyxy box around each mask (torchvision.ops.masks_to_boxes, 0.29).
 
@@ -355,7 +328,6 @@ def masks_to_boxes(masks):
         x1 == x2), ``[0, 0, 0, 0]`` for an empty mask. Like torchvision, masks with no elements
         at all (N, H or W zero) give a ``(0, 4)`` result.
     """
-    from .masks import PackedMasks  # fastiou.masks imports this module (through nms)
     if isinstance(masks, PackedMasks):
         return masks._boxes_inclusive()
     a = as_arg("masks", masks)

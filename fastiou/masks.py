@@ -26,211 +26,14 @@ Shared rules:
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _dispatch
-from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape
+from ._arrays import Arg
+from ._args import threshold
 from ._errors import InputError
-from .nms import _classes, _threshold
+from ._packed import (PackedMasks, dense_masks, lib_device, mask_scores, pack_dense, packed_or_dense,
+                      to_packed, unpack_bits, where)
 
 __all__ = ["PackedMasks", "pack_masks", "mask_iou", "mask_nms", "resolve_overlaps"]
-
-# torch's uint64 support is partial (no indexing, comparisons, ...): torch bits are int64.
-_BITS_DTYPE = {"numpy": "uint64", "cupy": "uint64", "torch": "int64"}
-
-
-def _words(w: int) -> int:
-    return (int(w) + 63) >> 6
-
-
-def _as_bool(lib, x):
-    """A bool view of a uint8 array of 0 / 1 (no copy)."""
-    if lib.name == "torch":
-        return x.view(lib._torch().bool)
-    return x.view("bool")
-
-
-def _where(lib, cond, x):
-    """``x`` where ``cond``, else 0, in x's dtype (a new array)."""
-    if lib.name == "torch":
-        torch = lib._torch()
-        return torch.where(cond, x, torch.zeros((), dtype=x.dtype, device=x.device))
-    xp = np if lib.name == "numpy" else lib._cupy()
-    return xp.where(cond, x, xp.zeros((), dtype=x.dtype))
-
-
-class PackedMasks:
-    """``N`` binary masks of ``H x W`` pixels packed to bits, with their boxes and areas.
-
-    Build one with ``pack_masks(masks)`` (or ``PackedMasks.from_bits``) and pass it to
-    ``mask_iou``, ``mask_nms``, ``matrix_nms``, ``resolve_overlaps`` or ``masks_to_boxes``
-    in place of the dense masks, to pack once for several calls.
-
-    Attributes:
-        bits (Array[N, H, ceil(W / 64)]): pixel (y, x) is bit ``x % 64`` of word ``x // 64`` of
-            row y; bits past W are 0. numpy and cupy: uint64; torch: int64 (the same 64 bits;
-            torch's uint64 support is partial). In the library and on the device of the masks.
-        boxes (Array[N, 4] int32): the tight box (x0, y0, x1, y1) of each mask with an
-            *exclusive* maximum (every pixel has x0 <= x < x1); ``(0, 0, 0, 0)`` when empty.
-        areas (Array[N] int64): foreground pixels of each mask.
-        shape (tuple): ``(N, H, W)``.
-    """
-
-    __slots__ = ("bits", "boxes", "areas", "width", "_lib", "device")
-
-    def __init__(self, bits, boxes, areas, width: int):
-        """Wraps arrays that are already consistent (as ``pack_masks`` makes them); use
-        ``from_bits`` to wrap bits of unknown stats."""
-        b = as_arg("bits", bits)
-        if len(b.shape) != 3 or int(width) < 0 or b.shape[2] != _words(width):
-            raise InputError(f"bits: expected shape (N, H, {_words(max(int(width), 0))}) for width "
-                             f"{int(width)}, got {fmt_shape(b.shape)}")
-        self.bits, self.boxes, self.areas, self.width = bits, boxes, areas, int(width)
-        self._lib, self.device = b.lib, b.device
-
-    @classmethod
-    def from_bits(cls, bits, width: int) -> "PackedMasks":
-        """Packed masks from bits alone (layout above); the boxes and areas are computed.
-
-        Args:
-            bits (Array[N, H, WW]): uint64 or int64 words, ``WW == ceil(width / 64)``; the bits
-                past ``width`` must be 0.
-            width (int): W, the masks' width in pixels.
-
-        Raises:
-            InputError: wrong rank, dtype, or ``WW`` that does not match ``width``.
-        """
-        b = as_arg("bits", bits)
-        device = check_device([b])
-        if b.dtype not in ("uint64", "int64") or len(b.shape) != 3:
-            raise InputError(f"bits: expected uint64 or int64 words of shape (N, H, WW), got "
-                             f"{b.dtype} {fmt_shape(b.shape)}")
-        width = int(width)
-        if width < 0 or _words(width) != b.shape[2]:
-            raise InputError(f"bits: {b.shape[2]} words a row do not hold width {width} "
-                             f"(expected {_words(width) if width >= 0 else 'width >= 0'})")
-        b = b.contiguous()
-        n = b.shape[0]
-        if n * b.shape[1] * b.shape[2] == 0:
-            return cls(b.x, b.lib.zeros((n, 4), "int32", device), b.lib.zeros((n,), "int64", device), width)
-        boxes = b.lib.empty((n, 4), "int32", device)
-        areas = b.lib.empty((n,), "int64", device)
-        _dispatch.call("packed_stats", device, b, Arg("boxes", b.lib, boxes), Arg("areas", b.lib, areas))
-        return cls(b.x, boxes, areas, width)
-
-    @property
-    def shape(self) -> tuple:
-        return (int(self.bits.shape[0]), int(self.bits.shape[1]), self.width)
-
-    @property
-    def height(self) -> int:
-        return int(self.bits.shape[1])
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the bits, boxes and areas."""
-        n, h, ww = (int(s) for s in self.bits.shape)
-        return 8 * n * h * ww + 16 * n + 8 * n
-
-    def __len__(self) -> int:
-        return int(self.bits.shape[0])
-
-    def __repr__(self) -> str:
-        n, h, w = self.shape
-        return (f"PackedMasks(n={n}, height={h}, width={w}, library={self._lib.name}, "
-                f"device={self.device}, nbytes={self.nbytes})")
-
-    def __getitem__(self, index) -> "PackedMasks":
-        """The masks selected by a slice, an integer array (or list) or a boolean array of
-        length N, as PackedMasks; an integer ``i`` selects the one mask ``i`` (still rank 3)."""
-        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
-            n = len(self)
-            i = int(index)
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of range for {n} masks")
-            i %= n
-            index = slice(i, i + 1)
-        elif isinstance(index, (list, tuple)):
-            index = np.asarray(index)
-            if index.dtype == object or index.dtype.kind not in "biu":
-                raise TypeError("index: expected a slice, an integer, or an integer or boolean array")
-            if index.size == 0:
-                index = index.astype(np.int64)
-        if isinstance(index, np.ndarray) and self._lib.name == "torch":
-            index = self._lib._torch().as_tensor(index, device=self.bits.device)
-        elif isinstance(index, np.ndarray) and self._lib.name == "cupy":
-            with self._lib._cupy().cuda.Device(self.bits.device.id):
-                index = self._lib._cupy().asarray(index)
-        bits = self.bits[index]
-        if len(bits.shape) != 3:
-            raise TypeError("index: expected a slice, an integer, or a 1-D integer or boolean array")
-        return PackedMasks(bits, self.boxes[index], self.areas[index], self.width)
-
-    def unpack(self):
-        """The masks as ``(N, H, W)`` bool, in the library and on the device of the bits."""
-        return _unpack(self._lib, self.bits, self.width, self.device)
-
-    # -- what the ops take ---------------------------------------------------------------
-    def _args(self, name: str):
-        """(bits, boxes, areas) as contiguous Args."""
-        return (Arg(name, self._lib, self.bits).contiguous(),
-                Arg(name + ".boxes", self._lib, self.boxes).contiguous(),
-                Arg(name + ".areas", self._lib, self.areas).contiguous())
-
-    def _boxes_inclusive(self):
-        """masks_to_boxes of these masks: float32 xyxy, inclusive max, zeros when empty."""
-        n, h, w = self.shape
-        if n * h * w == 0:
-            return self._lib.zeros((0, 4), "float32", self.device)
-        out = self._lib.astype(self.boxes, "float32")  # a new array (int32 -> float32)
-        out[:, 2:] -= 1
-        out[self.areas == 0] = 0
-        return out
-
-
-def _unpack(lib, bits, width: int, device: str):
-    """(N, H, W) bool from bits (N, H, WW)."""
-    b = Arg("bits", lib, bits).contiguous()
-    out = lib.empty((b.shape[0], b.shape[1], width), "uint8", device)
-    if b.shape[0] * b.shape[1] * width:
-        _dispatch.call("unpack_masks", device, b, Arg("out", lib, out))
-    return _as_bool(lib, out)
-
-
-def _dense(x, name: str) -> Arg:
-    """A dense (N, H, W) input checked, as uint8 of 0 / non-zero (no copy for bool / uint8)."""
-    a = as_arg(name, x)
-    check_numeric(a)
-    check_device([a])
-    if len(a.shape) != 3:
-        raise InputError(f"{name}: expected masks of shape (N, H, W) (non-zero is foreground), "
-                         f"got {fmt_shape(a.shape)}" + ("; use mask[None] for one mask" if len(a.shape) == 2 else ""))
-    return a
-
-
-def _pack(a: Arg) -> PackedMasks:
-    n, h, w = a.shape
-    m = Arg(a.name, a.lib, a.lib.nonzero_u8(a.x)).contiguous()
-    device = a.device
-    bits = a.lib.empty((n, h, _words(w)), _BITS_DTYPE[a.lib.name], device)
-    if n * h * w == 0:
-        return PackedMasks(bits, a.lib.zeros((n, 4), "int32", device), a.lib.zeros((n,), "int64", device), w)
-    boxes = a.lib.empty((n, 4), "int32", device)
-    areas = a.lib.empty((n,), "int64", device)
-    if n:
-        _dispatch.call("pack_masks", device, m, Arg("bits", a.lib, bits), Arg("boxes", a.lib, boxes),
-                       Arg("areas", a.lib, areas))
-    return PackedMasks(bits, boxes, areas, w)
-
-
-def _packed(x, name: str) -> PackedMasks | Arg:
-    """PackedMasks as they are, dense masks checked (not yet packed)."""
-    return x if isinstance(x, PackedMasks) else _dense(x, name)
-
-
-def _to_packed(x: PackedMasks | Arg) -> PackedMasks:
-    return x if isinstance(x, PackedMasks) else _pack(x)
-
 
 def pack_masks(masks) -> PackedMasks:
     """Packs binary masks to bits once, for reuse across calls.
@@ -247,16 +50,12 @@ def pack_masks(masks) -> PackedMasks:
     """
     if isinstance(masks, PackedMasks):
         return masks
-    return _pack(_dense(masks, "masks"))
-
-
-def _lib_device(p: PackedMasks | Arg):
-    return (p._lib, p.device) if isinstance(p, PackedMasks) else (p.lib, p.device)
+    return pack_dense(dense_masks(masks, "masks"))
 
 
 def _check_same(p1, p2, name1: str, name2: str) -> str:
-    lib1, dev1 = _lib_device(p1)
-    _, dev2 = _lib_device(p2)
+    lib1, dev1 = lib_device(p1)
+    _, dev2 = lib_device(p2)
     if dev1 != dev2:
         raise ValueError(f"{name1} is on {dev1} but {name2} is on {dev2}: fastiou does not copy "
                          f"between devices; move them to one device first")
@@ -286,30 +85,18 @@ def mask_iou(masks1, masks2):
         Memory: the packed masks (``(N + M) * H * ceil(W / 64) * 8`` bytes) and the result.
         Passing the same array (or PackedMasks) twice packs it once.
     """
-    p1 = _packed(masks1, "masks1")
-    p2 = p1 if masks2 is masks1 else _packed(masks2, "masks2")
+    p1 = packed_or_dense(masks1, "masks1")
+    p2 = p1 if masks2 is masks1 else packed_or_dense(masks2, "masks2")
     device = _check_same(p1, p2, "masks1", "masks2")
-    lib = _lib_device(p1)[0]
+    lib = lib_device(p1)[0]
     n, m = p1.shape[0], p2.shape[0]
     if n * m == 0 or p1.shape[1] * p1.shape[2] == 0:  # no pairs, or no pixels: IoU 0
         return lib.zeros((n, m), "float32", device)
     out = lib.empty((n, m), "float32", device)
-    q1 = _to_packed(p1)
-    q2 = q1 if p2 is p1 else _to_packed(p2)
+    q1 = to_packed(p1)
+    q2 = q1 if p2 is p1 else to_packed(p2)
     _dispatch.call("mask_iou", device, *q1._args("masks1"), *q2._args("masks2"), Arg("out", lib, out))
     return out
-
-
-def _scores(scores, p, name_masks: str, dtype: str) -> Arg:
-    lib, device = _lib_device(p)
-    s = as_arg("scores", scores)
-    check_numeric(s)
-    check_device([Arg(name_masks, lib, p.bits) if isinstance(p, PackedMasks) else p, s])
-    n = p.shape[0]
-    if s.shape != (n,):
-        raise InputError(f"scores: expected shape ({n},) to match {name_masks} "
-                         f"{fmt_shape(p.shape)}, got {fmt_shape(s.shape)}")
-    return s.astype(dtype).contiguous()
 
 
 def mask_nms(masks, scores, iou_threshold: float):
@@ -331,33 +118,17 @@ def mask_nms(masks, scores, iou_threshold: float):
     Raises:
         InputError: wrong ranks or lengths. ValueError: a non-finite threshold.
     """
-    thr = _threshold(iou_threshold)
-    p = _packed(masks, "masks")
-    s = _scores(scores, p, "masks", "float64")
-    lib, device = _lib_device(p)
+    thr = threshold(iou_threshold)
+    p = packed_or_dense(masks, "masks")
+    s = mask_scores(scores, p, "masks", "float64")
+    lib, device = lib_device(p)
     n = p.shape[0]
     keep = lib.empty((n,), "int64", device)
     if n == 0:
         return keep
-    q = _to_packed(p)
+    q = to_packed(p)
     k = _dispatch.call("mask_nms", device, *q._args("masks"), s, thr, Arg("keep", lib, keep))
     return keep[:k]
-
-
-def _matrix_nms_masks(masks, scores, labels, kernel: int, sigma: float):
-    """fastiou.nms.matrix_nms on masks (N, H, W) or PackedMasks: float32 in input order."""
-    p = _packed(masks, "masks_or_boxes")
-    s = _scores(scores, p, "masks_or_boxes", "float32")
-    lib, device = _lib_device(p)
-    n = p.shape[0]
-    lab = _classes(labels, Arg("masks_or_boxes", lib, p.bits if isinstance(p, PackedMasks) else p.x), "labels")
-    out = lib.empty((n,), "float32", device)
-    if n == 0:
-        return out
-    q = _to_packed(p)
-    _dispatch.call("mask_matrix_nms", device, *q._args("masks_or_boxes"), s, lab, kernel, sigma,
-                   Arg("out", lib, out))
-    return out
 
 
 def resolve_overlaps(masks, scores):
@@ -383,10 +154,10 @@ def resolve_overlaps(masks, scores):
     Raises:
         InputError: wrong ranks or lengths.
     """
-    p = _packed(masks, "masks")
-    s = _scores(scores, p, "masks", "float64")
-    lib, device = _lib_device(p)
-    q = _to_packed(p)
+    p = packed_or_dense(masks, "masks")
+    s = mask_scores(scores, p, "masks", "float64")
+    lib, device = lib_device(p)
+    q = to_packed(p)
     b = Arg("masks", q._lib, q.bits).contiguous()
     out_bits = lib.empty(tuple(q.bits.shape), b.dtype, device)
     if b.x.shape[0] * b.x.shape[1] * b.x.shape[2]:
@@ -395,4 +166,4 @@ def resolve_overlaps(masks, scores):
         out_bits = lib.copy(b.x)
     if isinstance(p, PackedMasks):
         return PackedMasks.from_bits(out_bits, q.width)
-    return _where(lib, _unpack(lib, out_bits, q.width, device), p.x)
+    return where(lib, unpack_bits(lib, out_bits, q.width, device), p.x)

@@ -20,15 +20,15 @@ Shared rules (csrc/include/fastiou/nms_math.h is the definition every backend us
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _dispatch
-from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape
+from ._args import FAST_FLOATS, boxes_scores, class_ids, compute_dtypes, finish, threshold
+from ._arrays import Arg, as_arg, check_device, check_numeric, fmt_shape, via_numpy
 from ._errors import InputError
-from .boxes import _dtypes, _finish
+from ._packed import PackedMasks, matrix_nms_masks
 
 __all__ = ["nms", "batched_nms", "nms_sweep", "soft_nms", "matrix_nms", "multiclass_nms",
            "MulticlassNMSResult"]
@@ -37,60 +37,22 @@ _SOFT_METHODS = {"linear": 0, "gaussian": 1, "hard": 2}
 _MATRIX_KERNELS = {"gaussian": 0, "linear": 1}
 
 
-def _threshold(value, name: str = "iou_threshold") -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: expected a finite number, got {v}")
-    return v
-
-
-def _boxes_scores(boxes, scores, *, box_dims: int = 2):
-    """Validated (boxes Arg, scores Arg, device, compute dtype) for the (N, 4) / (N,) ops."""
-    b = as_arg("boxes", boxes)
-    s = as_arg("scores", scores)
-    dt = check_numeric(b)
-    check_numeric(s)
-    device = check_device([b, s])
-    if len(b.shape) != box_dims or b.shape[-1] != 4:
-        raise InputError(f"boxes: expected shape (N, 4), got {fmt_shape(b.shape)}")
-    n = b.shape[0]
-    if s.shape != (n,):
-        raise InputError(f"scores: expected shape ({n},) to match boxes {fmt_shape(b.shape)}, "
-                         f"got {fmt_shape(s.shape)}")
-    cdt, _ = _dtypes(dt)
-    return b, s, device, cdt
-
-
-def _classes(idxs, boxes: Arg, name: str = "idxs") -> Arg:
-    """Class ids as a contiguous int64 array; float ids are mapped to dense integers first."""
-    c = as_arg(name, idxs)
-    dt = check_numeric(c)
-    check_device([boxes, c])
-    n = boxes.shape[0]
-    if c.shape != (n,):
-        raise InputError(f"{name}: expected shape ({n},) to match boxes, got {fmt_shape(c.shape)}")
-    if dt in ("float16", "bfloat16", "float32", "float64"):
-        # NaN and inf ids have no consistent meaning in torchvision (its coordinate-offset path
-        # keeps every NaN-id box, its per-class path drops them): refused, on every library.
-        x = c.x
-        bad = ~((x == x) & (x != float("inf")) & (x != float("-inf")))
-        if bool(bad.any()):
-            first = int(np.nonzero(np.asarray(c.lib.host(bad)))[0][0])
-            raise ValueError(f"{name}: expected finite class ids, got {float(c.lib.host(x)[first])} "
-                             f"at position {first}")
-        # torchvision treats every distinct value as its own class (torch.unique).
-        return Arg(name, c.lib, c.lib.unique_inverse(c.x))
-    return c.astype("int64").contiguous()
-
-
 def _run_nms(boxes, scores, idxs, iou_threshold):
-    thr = _threshold(iou_threshold)
-    b, s, device, cdt = _boxes_scores(boxes, scores)
+    thr = threshold(iou_threshold)
+    if (type(boxes) is np.ndarray and type(scores) is np.ndarray and boxes.ndim == 2 and boxes.shape[1] == 4
+            and boxes.dtype in FAST_FLOATS and boxes.flags.c_contiguous and scores.shape == (boxes.shape[0],)
+            and scores.dtype in FAST_FLOATS
+            and (idxs is None or (type(idxs) is np.ndarray and idxs.dtype == np.int64
+                                  and idxs.shape == scores.shape and idxs.flags.c_contiguous))):
+        # The per-call fast path: float boxes and scores, integer classes, as the backend takes them.
+        keep = np.empty(boxes.shape[0], np.int64)
+        if len(keep) == 0:
+            return keep
+        k = _dispatch.host_function("nms")(boxes, np.ascontiguousarray(scores, np.float64), idxs, thr, keep)
+        return keep[:k]
+    b, s, device, cdt = boxes_scores(boxes, scores)
     n = b.shape[0]
-    classes = None if idxs is None else _classes(idxs, b)
+    classes = None if idxs is None else class_ids(idxs, b)
     if n == 0:
         return b.lib.empty((0,), "int64", device)
     keep = b.lib.empty((n,), "int64", device)
@@ -99,6 +61,7 @@ def _run_nms(boxes, scores, idxs, iou_threshold):
     return keep[:k]
 
 
+@via_numpy
 def nms(boxes, scores, iou_threshold: float):
     """Greedy non-maximum suppression (torchvision.ops.nms, index for index).
 
@@ -118,6 +81,7 @@ def nms(boxes, scores, iou_threshold: float):
     return _run_nms(boxes, scores, None, iou_threshold)
 
 
+@via_numpy
 def batched_nms(boxes, scores, idxs, iou_threshold: float):
     """Class-aware NMS: boxes of different ``idxs`` never suppress each other.
 
@@ -129,8 +93,8 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
         boxes (Array[N, 4]): xyxy boxes.
         scores (Array[N]): their scores.
         idxs (Array[N]): class (or image) of each box; integers, or floats where each
-            distinct value is its own class. NaN or infinite float ids raise ValueError
-            (torchvision keeps NaN-id boxes on one code path and drops them on the other).
+            distinct value is its own class, each NaN included (torch.unique's rule, which
+            torchvision's batched_nms follows below 4000 boxes on the CPU).
         iou_threshold (float): as in ``nms``.
 
     Returns:
@@ -141,6 +105,7 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
     return _run_nms(boxes, scores, idxs, iou_threshold)
 
 
+@via_numpy
 def nms_sweep(boxes, scores, thresholds, idxs=None) -> list:
     """``nms`` (or ``batched_nms`` with ``idxs``) at several thresholds at once.
 
@@ -156,12 +121,12 @@ def nms_sweep(boxes, scores, thresholds, idxs=None) -> list:
         list[Array[K_t] int64]: for each threshold, what ``nms`` keeps at it.
     """
     try:
-        ths = [_threshold(t, "thresholds") for t in np.asarray(thresholds, dtype=object).ravel()]
+        ths = [threshold(t, "thresholds") for t in np.asarray(thresholds, dtype=object).ravel()]
     except TypeError:
         raise TypeError(f"thresholds: expected a sequence of numbers, got {type(thresholds).__name__}") from None
-    b, s, device, cdt = _boxes_scores(boxes, scores)
+    b, s, device, cdt = boxes_scores(boxes, scores)
     n = b.shape[0]
-    classes = None if idxs is None else _classes(idxs, b)
+    classes = None if idxs is None else class_ids(idxs, b)
     if not ths:
         return []
     if n == 0:
@@ -172,6 +137,7 @@ def nms_sweep(boxes, scores, thresholds, idxs=None) -> list:
     return [keep[t, :k] for t, k in enumerate(counts)]
 
 
+@via_numpy
 def soft_nms(boxes, scores, iou_threshold: float = 0.3, sigma: float = 0.5,
              min_score: float = 1e-3, method: str = "linear"):
     """Soft-NMS (Bodla et al. 2017), mmcv.ops.soft_nms semantics.
@@ -203,24 +169,25 @@ def soft_nms(boxes, scores, iou_threshold: float = 0.3, sigma: float = 0.5,
     """
     if method not in _SOFT_METHODS:
         raise ValueError(f"method: expected one of {', '.join(_SOFT_METHODS)}, got {method!r}")
-    thr = _threshold(iou_threshold)
-    sig = _threshold(sigma, "sigma")
-    ms = _threshold(min_score, "min_score")
+    thr = threshold(iou_threshold)
+    sig = threshold(sigma, "sigma")
+    ms = threshold(min_score, "min_score")
     if method == "gaussian" and sig <= 0:
         raise ValueError(f"sigma: expected a positive number for the gaussian method, got {sig}")
-    b, s, device, cdt = _boxes_scores(boxes, scores)
-    rdt = _dtypes(b.dtype)[1]
+    b, s, device, cdt = boxes_scores(boxes, scores)
+    rdt = compute_dtypes(b.dtype)[1]
     n = b.shape[0]
     keep = b.lib.empty((n,), "int64", device)
     new_scores = b.lib.empty((n,), cdt, device)
     if n == 0:
-        return keep, _finish(b, new_scores, rdt)
+        return keep, finish(b, new_scores, rdt)
     k = _dispatch.call("soft_nms", device, b.astype(cdt).contiguous(), s.astype(cdt).contiguous(),
                        thr, sig, ms, _SOFT_METHODS[method], Arg("keep", b.lib, keep),
                        Arg("new_scores", b.lib, new_scores))
-    return keep[:k], _finish(b, new_scores[:k], rdt)
+    return keep[:k], finish(b, new_scores[:k], rdt)
 
 
+@via_numpy
 def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: float = 2.0):
     """Matrix NMS (SOLOv2; mmdet ``mask_matrix_nms``): every score decayed in one parallel step.
 
@@ -250,22 +217,21 @@ def matrix_nms(masks_or_boxes, scores, labels, kernel: str = "gaussian", sigma: 
     """
     if kernel not in _MATRIX_KERNELS:
         raise ValueError(f"kernel: expected one of {', '.join(_MATRIX_KERNELS)}, got {kernel!r}")
-    sig = _threshold(sigma, "sigma")
-    from .masks import PackedMasks, _matrix_nms_masks  # fastiou.masks imports this module
+    sig = threshold(sigma, "sigma")
     if isinstance(masks_or_boxes, PackedMasks):
-        return _matrix_nms_masks(masks_or_boxes, scores, labels, _MATRIX_KERNELS[kernel], sig)
+        return matrix_nms_masks(masks_or_boxes, scores, labels, _MATRIX_KERNELS[kernel], sig)
     m = as_arg("masks_or_boxes", masks_or_boxes)
     if len(m.shape) == 3:
-        return _matrix_nms_masks(m.x, scores, labels, _MATRIX_KERNELS[kernel], sig)
-    b, s, device, cdt = _boxes_scores(m.x, scores)
-    rdt = _dtypes(b.dtype)[1]
+        return matrix_nms_masks(m.x, scores, labels, _MATRIX_KERNELS[kernel], sig)
+    b, s, device, cdt = boxes_scores(m.x, scores)
+    rdt = compute_dtypes(b.dtype)[1]
     n = b.shape[0]
-    lab = _classes(labels, b, "labels")
+    lab = class_ids(labels, b, "labels")
     out = b.lib.empty((n,), cdt, device)
     if n > 0:
         _dispatch.call("matrix_nms", device, b.astype(cdt).contiguous(), s.astype(cdt).contiguous(), lab,
                        _MATRIX_KERNELS[kernel], sig, Arg("out", b.lib, out))
-    return _finish(b, out, rdt)
+    return finish(b, out, rdt)
 
 
 def _positive_strides(a: Arg) -> Arg:
@@ -291,6 +257,7 @@ class MulticlassNMSResult(NamedTuple):
 MULTICLASS_MAX_PADDING = 1 << 20
 
 
+@via_numpy
 def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float = 0.0,
                    max_per_class: int | None = None, max_detections: int = 100) -> MulticlassNMSResult:
     """Per-class NMS over a batch of images with fixed-size outputs.
@@ -320,8 +287,8 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
         indices). Boxes and scores are float32 (float64 for float64 boxes); scores are
         compared with ``score_threshold`` and ranked in that precision.
     """
-    thr = _threshold(iou_threshold)
-    sthr = _threshold(score_threshold, "score_threshold")
+    thr = threshold(iou_threshold)
+    sthr = threshold(score_threshold, "score_threshold")
     if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)) or max_detections < 0:
         raise ValueError(f"max_detections: expected a non-negative integer, got {max_detections!r}")
     if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(max_per_class, (int, np.integer))
@@ -345,7 +312,7 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
         raise InputError(f"boxes: expected shape ({bsz}, {n}, 4) or ({bsz}, {n}, {c}, 4) to match "
                          f"scores {fmt_shape(s.shape)}, got {fmt_shape(b.shape)}")
     # The IoU test is nms's: in the boxes' compute precision, whatever the scores' dtype.
-    cdt, rdt = _dtypes(bdt)
+    cdt, rdt = compute_dtypes(bdt)
     k = int(max_detections)
     lib = b.lib
     num = lib.zeros((bsz,), "int64", device)
@@ -363,5 +330,5 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
                        Arg("num", lib, num), Arg("out_boxes", lib, out_boxes),
                        Arg("out_scores", lib, out_scores), Arg("out_classes", lib, out_classes),
                        Arg("out_indices", lib, out_indices))
-    return MulticlassNMSResult(num, _finish(b, out_boxes, rdt), _finish(b, out_scores, rdt), out_classes,
+    return MulticlassNMSResult(num, finish(b, out_boxes, rdt), finish(b, out_scores, rdt), out_classes,
                                out_indices)

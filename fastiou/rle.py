@@ -1,6 +1,6 @@
 """COCO run-length masks, compatible with pycocotools (2.0.11) byte for byte.
 
-Shared semantics (see ../shared/SEMANTICS.md, section 2.6, in the project's design notes):
+Shared semantics (those of pycocotools 2.0.11, the reference):
 
 * An RLE is a dict ``{"size": [h, w], "counts": bytes}`` exactly as pycocotools writes it: run
   lengths over the **column-major** flattening of the mask, alternating background and
@@ -121,7 +121,7 @@ def _uncompressed(counts, name: str) -> np.ndarray:
     return np.ascontiguousarray(c, dtype=np.uint32)
 
 
-def _rles(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
+def _rles(rles, name: str) -> tuple[list, np.ndarray]:
     """(counts as bytes, int64 sizes (N, 2)) of a list of RLE dicts."""
     if isinstance(rles, dict) or not isinstance(rles, (list, tuple)):
         raise TypeError(f"{name}: expected a list of RLE dicts, got {type(rles).__name__}")
@@ -147,10 +147,10 @@ def _rles(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
                 counts[i] = c.encode("ascii")
         else:
             return counts, np.ascontiguousarray(sizes, dtype=np.int64)
-    return _rles_checked(rles, name, mod)
+    return _rles_checked(rles, name)
 
 
-def _rles_checked(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
+def _rles_checked(rles, name: str) -> tuple[list, np.ndarray]:
     counts, sizes, pending = [], np.empty((len(rles), 2), np.int64), []
     for i, r in enumerate(rles):
         what = f"{name}[{i}]"
@@ -177,9 +177,8 @@ def _rles_checked(rles, name: str, mod=None) -> tuple[list, np.ndarray]:
             c = None
         counts.append(c)
     if pending:
-        mod = mod or _dispatch.select_host()
         idx = [i for i, _ in pending]
-        packed = mod.rle_from_counts([c for _, c in pending], np.ascontiguousarray(sizes[idx]), name)
+        packed = _dispatch.call_host("rle_from_counts", [c for _, c in pending], np.ascontiguousarray(sizes[idx]), name)
         for i, c in zip(idx, packed):
             counts[i] = c
     return counts, sizes
@@ -216,7 +215,7 @@ def encode(masks):
     if h * w >= _MAX_PIXELS:
         raise InputError(f"masks: H * W must stay below 2**32, got {fmt_shape(m.shape)}")
     m = _binary_u8(m, "masks")
-    out = _dicts(_dispatch.select_host().rle_encode(m), h, w)
+    out = _dicts(_dispatch.call_host("rle_encode", m), h, w)
     return out[0] if single else out
 
 
@@ -234,7 +233,7 @@ def _decode_into(rles, name, column_major):
         raise InputError(f"{name}: every mask must have the same size to be decoded together; "
                          f"{name}[0] is {[h, w]} but {name}[{bad}] is {sizes[bad].tolist()}")
     out = np.empty((len(counts), w, h) if column_major else (len(counts), h, w), np.uint8)
-    _dispatch.select_host().rle_decode(counts, h, w, out, column_major, name)
+    _dispatch.call_host("rle_decode", counts, h, w, out, column_major, name)
     return out, single, h, w
 
 
@@ -266,10 +265,9 @@ def area(rles):
         ndarray: uint32 ``(N,)`` (``np.uint32`` for a single dict).
     """
     single = isinstance(rles, dict)
-    mod = _dispatch.select_host()
-    counts, sizes = _rles([rles] if single else rles, "rles", mod)
+    counts, sizes = _rles([rles] if single else rles, "rles")
     out = np.empty(len(counts), np.uint32)
-    mod.rle_area(counts, sizes, out, "rles")
+    _dispatch.call_host("rle_area", counts, sizes, out, "rles")
     return out[0] if single else out
 
 
@@ -285,10 +283,9 @@ def to_bbox(rles):
         empty mask.
     """
     single = isinstance(rles, dict)
-    mod = _dispatch.select_host()
-    counts, sizes = _rles([rles] if single else rles, "rles", mod)
+    counts, sizes = _rles([rles] if single else rles, "rles")
     out = np.empty((len(counts), 4), np.float64)
-    mod.rle_to_bbox(counts, sizes, out, "rles")
+    _dispatch.call_host("rle_to_bbox", counts, sizes, out, "rles")
     return out[0] if single else out
 
 
@@ -303,9 +300,8 @@ def merge(rles, intersect: bool = False):
         dict: one RLE. As pycocotools: an empty list, or masks of different sizes, give
         ``{"size": [0, 0], "counts": b""}``; a single RLE is returned unchanged (re-encoded).
     """
-    mod = _dispatch.select_host()
-    counts, sizes = _rles(rles, "rles", mod)
-    got = mod.rle_merge(counts, sizes, bool(intersect), "rles")
+    counts, sizes = _rles(rles, "rles")
+    got = _dispatch.call_host("rle_merge", counts, sizes, bool(intersect), "rles")
     if got is None:
         return {"size": [0, 0], "counts": b""}
     return {"size": [int(sizes[0, 0]), int(sizes[0, 1])], "counts": got}
@@ -343,11 +339,11 @@ def _box_polygons(boxes) -> list:
 
 
 def _from_polygons(polys, h, w, name) -> list:
-    return _dicts(_dispatch.select_host().rle_from_polygons(polys, h, w, name), h, w)
+    return _dicts(_dispatch.call_host("rle_from_polygons", polys, h, w, name), h, w)
 
 
 def _from_boxes(boxes, h, w) -> list:
-    return _dicts(_dispatch.select_host().rle_from_polygons(_box_polygons(boxes), h, w, "boxes"), h, w)
+    return _dicts(_dispatch.call_host("rle_from_polygons", _box_polygons(boxes), h, w, "boxes"), h, w)
 
 
 def from_segmentation(segmentation, h: int, w: int):
@@ -372,17 +368,15 @@ def from_segmentation(segmentation, h: int, w: int):
         ValueError: malformed polygons (odd length, non-finite or huge coordinates) or RLE.
     """
     if isinstance(segmentation, dict):
-        mod = _dispatch.select_host()
-        counts, sizes = _rles([segmentation], "segmentation", mod)
-        mod.rle_area(counts, sizes, np.empty(1, np.uint32), "segmentation")  # validates
+        counts, sizes = _rles([segmentation], "segmentation")
+        _dispatch.call_host("rle_area", counts, sizes, np.empty(1, np.uint32), "segmentation")  # validates
         return {"size": [int(sizes[0, 0]), int(sizes[0, 1])], "counts": counts[0]}
     if not isinstance(segmentation, (list, tuple)):
         raise TypeError(f"segmentation: expected a list of polygons or an RLE dict, got "
                         f"{type(segmentation).__name__}")
     h, w = _check_hw(h, w)
-    mod = _dispatch.select_host()
     if len(segmentation) == 0:
-        return {"size": [h, w], "counts": mod.rle_from_counts([np.array([h * w], np.uint32)],
+        return {"size": [h, w], "counts": _dispatch.call_host("rle_from_counts", [np.array([h * w], np.uint32)],
                                                                np.array([[h, w]], np.int64),
                                                                "segmentation")[0]}
     polys = _polygons(segmentation, "segmentation")
@@ -466,12 +460,11 @@ def iou(dt, gt, iscrowd=None):
     if nd == 0 or ng == 0:
         return np.zeros((nd, ng), np.float64)
     out = np.empty((nd, ng), np.float64)  # every element is written
-    mod = _dispatch.select_host()
     if rle_d:
-        dc, ds = _rles(dt, "dt", mod)
+        dc, ds = _rles(dt, "dt")
         # dt is gt (IoU of detections among themselves): the backend parses the strings once
-        gc, gs = (dc, ds) if gt is dt else _rles(gt, "gt", mod)
-        mod.rle_iou(dc, ds, gc, gs, crowd, out)
+        gc, gs = (dc, ds) if gt is dt else _rles(gt, "gt")
+        _dispatch.call_host("rle_iou", dc, ds, gc, gs, crowd, out)
     else:
-        mod.rle_box_iou(db, gb, crowd, out)
+        _dispatch.call_host("rle_box_iou", db, gb, crowd, out)
     return out

@@ -9,8 +9,7 @@ namespace {
 template <typename T, int Mode>
 void launch_pairwise(const T* b1, const T* b2, T* out, index_t batch, index_t n, index_t m,
                      int fmt, T eps, cudaStream_t stream) {
-  // Narrow outputs get narrow blocks so few threads idle; a warp is the minimum.
-  const int threads = m >= 256 ? 256 : (m >= 128 ? 128 : (m >= 64 ? 64 : 32));
+  const int threads = pairwise_threads(m);
   const index_t tiles = batch * ((n + kPairwiseRows - 1) / kPairwiseRows) * ((m + threads - 1) / threads);
   box_pairwise_kernel<T, Mode><<<grid_for(tiles, 1), threads, 0, stream>>>(b1, b2, out, batch, n, m, fmt, eps);
   check_launch("box_pairwise");
@@ -18,7 +17,7 @@ void launch_pairwise(const T* b1, const T* b2, T* out, index_t batch, index_t n,
 
 template <typename T, int Mode>
 void launch_aligned(const T* b1, const T* b2, T* out, index_t n, int fmt, T eps, cudaStream_t stream) {
-  box_aligned_kernel<T, Mode><<<grid_for(n, 256), 256, 0, stream>>>(b1, b2, out, n, fmt, eps);
+  box_aligned_kernel<T, Mode><<<grid_for(n, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(b1, b2, out, n, fmt, eps);
   check_launch("box_aligned");
 }
 

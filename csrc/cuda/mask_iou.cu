@@ -5,19 +5,6 @@
 
 namespace fastiou {
 
-index_t mask_iou_splits(index_t n, index_t m, index_t h, index_t ww, int sms) {
-  const index_t tiles = ((n + kMaskIouTile - 1) / kMaskIouTile) * ((m + kMaskIouTile - 1) / kMaskIouTile);
-  // Blocks to aim for: one wave (mask_iou_kernel fits 3 blocks per SM on sm_80 / sm_90: about
-  // 80 registers a thread, 35 KB of shared memory a block).
-  const index_t target = 3 * static_cast<index_t>(sms > 0 ? sms : 1);
-  if (tiles <= 0 || 2 * tiles > target) return 1;
-  index_t splits = target / tiles;
-  const index_t max_chunks = (h * ww + kMaskIouItems - 1) / kMaskIouItems;  // no slice without work
-  if (splits > max_chunks) splits = max_chunks;
-  if (splits > 65535) splits = 65535;
-  return splits < 1 ? 1 : splits;
-}
-
 void mask_iou_cuda(const unsigned long long* bits1, const int* boxes1, const long long* areas1, index_t n,
                    const unsigned long long* bits2, const int* boxes2, const long long* areas2, index_t m,
                    index_t h, index_t ww, float* out, void* stream_) {

@@ -10,37 +10,6 @@
 #include "fastiou/ops.h"
 
 namespace fastiou {
-namespace {
-
-// The workspace of a group of g images; fastiou/_backends/cupy_gpu.py (_mc_layout) mirrors it.
-struct McLayout {
-  size_t cand, tmp, m, kc, removed, lists_a, lists_b, lens_a, lens_b, total;
-};
-
-McLayout mc_layout(index_t g, index_t n, index_t c, index_t k) {
-  McLayout l{};
-  size_t off = 0;
-  auto add = [&off](size_t bytes) {
-    const size_t at = off;
-    off += (bytes + 255) & ~static_cast<size_t>(255);
-    return at;
-  };
-  const size_t segs = static_cast<size_t>(g) * c;
-  const size_t words = static_cast<size_t>((n + 63) / 64);
-  l.cand = add(segs * n * sizeof(McElem));
-  l.tmp = add(segs * n * sizeof(McElem));
-  l.m = add(segs * 8);
-  l.kc = add(segs * 8);
-  l.removed = add(segs * words * 8);
-  l.lists_a = add(segs * k * sizeof(McElem));
-  l.lists_b = add(segs * k * sizeof(McElem));
-  l.lens_a = add(segs * 8);
-  l.lens_b = add(segs * 8);
-  l.total = off;
-  return l;
-}
-
-}  // namespace
 
 size_t multiclass_nms_workspace_bytes(index_t images, index_t n, index_t c, index_t k) {
   return mc_layout(images, n, c, k).total;

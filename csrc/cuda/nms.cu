@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "../kernels/nms.cuh"
+#include "fastiou/launch.h"
 #include "fastiou/ops.h"
 #include "nms_common.h"
 
 namespace fastiou {
 namespace nms_launch {
 
-constexpr size_t kReduceSharedLimit = 40 * 1024;  // removed[] in shared memory up to this size
 
 void check_nms_size(index_t n, const char* what) {
   // cub's item count and the mask grid (column blocks in gridDim.y) bound n; the mask itself

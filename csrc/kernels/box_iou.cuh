@@ -6,11 +6,11 @@
 // the CPU loops.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/box_math.h"
 
 namespace fastiou {
 
-constexpr int kPairwiseRows = 16;  // rows of boxes1 per tile
 
 // Parallelisation: a block owns a tile of kPairwiseRows rows x blockDim.x columns. Each thread
 // owns one column (its box of boxes2 in registers) and walks the tile's rows, whose features sit

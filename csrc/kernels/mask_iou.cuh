@@ -16,14 +16,11 @@
 // itself (counts == nullptr). Integer counts: the result does not depend on the split.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/mask_math.h"
 
 namespace fastiou {
 
-constexpr int kMaskIouTile = 32;       // masks per side of a tile
-constexpr int kMaskIouItems = 64;      // (row, word) items per staged chunk
-constexpr int kMaskIouThreads = 256;   // 16 x 16 threads, 2 x 2 pairs each
-constexpr int kMaskIouFinalizeThreads = 256;
 
 // The IoU of a pair from its intersection count: 0 when its window is empty (mask_math.h).
 FASTIOU_HD float mask_pair_iou(const int* a, const int* b, long long inter, long long area1, long long area2) {
@@ -36,6 +33,8 @@ FASTIOU_HD int mask_word_end(int x1) { return (x1 >> 6) + ((x1 & 63) != 0 ? 1 : 
 // out[i][j] (n x m) from bits1 (n, h, ww), bits2 (m, h, ww) and their boxes and areas.
 // h * ww < 2^31 (checked by the caller); boxes are read as given and clamped to the mask, so a
 // wrong box gives a wrong count but never an out-of-bounds read.
+// Long (114 lines) on purpose: the tile staging, the double-buffered chunk loop and the
+// write-out share registers and shared-memory buffers; split, they would go through memory.
 __global__ void __launch_bounds__(kMaskIouThreads)
 mask_iou_kernel(const unsigned long long* __restrict__ bits1, const int* __restrict__ boxes1,
                 const long long* __restrict__ areas1, index_t n, const unsigned long long* __restrict__ bits2,

@@ -14,14 +14,13 @@
 // Only template kernels are shared with other .cuh files (matrix_nms.cuh's device helpers): a .cu file may include several of them.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/mask_math.h"
 #include "matrix_nms.cuh"
 
 namespace fastiou {
 
 constexpr int kMaskNmsTile = 64;          // kNmsTile: masks per bitmask word
-constexpr int kMaskMatrixThreads = 256;
-constexpr int kMaskLabelThreads = 256;
 
 // Word (rank row i, column block c) of the suppression bitmask, for c >= i's block (nms.cuh's
 // nms_mask_kernel layout): off the diagonal, bit j set when the mask ranked i suppresses the

@@ -2,12 +2,11 @@
 // see box_iou.cuh). The packed layout and the box / area conventions: fastiou/mask_math.h.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/mask_math.h"
 
 namespace fastiou {
 
-constexpr int kMaskPackThreads = 256;   // pack / unpack: 8 warps, a warp per row
-constexpr int kMaskStatsThreads = 256;  // packed_stats: a block per mask
 
 // bits[r] = row r of masks (non-zero byte = foreground) packed into ww words, padding bits 0.
 // Parallelisation: one warp per row (grid-stride over the rows = masks * h). For word k the 32
@@ -15,7 +14,6 @@ constexpr int kMaskStatsThreads = 256;  // packed_stats: a block per mask
 // __ballot_sync build its low and high halves. The warp loads kMaskPackBatch words' bytes before
 // any ballot (16 loads in flight, not 2), then lanes 0..kMaskPackBatch-1 store the batch's words
 // (one coalesced store).
-constexpr int kMaskPackBatch = 8;
 
 __global__ void pack_masks_kernel(const unsigned char* __restrict__ masks, unsigned long long* __restrict__ bits,
                                   index_t rows, int w, int ww) {

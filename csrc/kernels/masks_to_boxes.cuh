@@ -1,11 +1,11 @@
 // CUDA kernel of masks_to_boxes (one source for nvcc and NVRTC, see box_iou.cuh).
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/common.h"
 
 namespace fastiou {
 
-constexpr int kMasksThreads = 256;
 
 // Parallelisation: one block per mask (grid-stride over masks); its warps take rows in turn and
 // the lanes of a warp read consecutive bytes of a row (coalesced); the block reduces its

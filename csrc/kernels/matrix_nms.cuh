@@ -13,11 +13,11 @@
 // label's segment; two passes, no N^2 memory.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/nms_math.h"
 
 namespace fastiou {
 
-constexpr int kMatrixNmsThreads = 256;
 
 // max / min that propagate NaN: NaN as soon as either side is NaN, in any order of folding.
 template <typename T>

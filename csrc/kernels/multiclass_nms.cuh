@@ -7,7 +7,7 @@
 // decreasing score, ties by the flat index n * C + j; outputs padded with 0 / -1 past num[b].
 //
 // Fixed-size everything, no host synchronisation, no allocation: the launchers hand in one
-// workspace (csrc/cuda/multiclass_nms.cu, mc_layout) for a group of G images, blockIdx.y (or
+// workspace (mc_layout in csrc/include/fastiou/launch.h) for a group of G images, blockIdx.y (or
 // blockIdx.x for the last kernel) is the image within the group. Per group:
 //   1. mc_candidates_kernel  (class, image) blocks: the candidates in n order, as (key, n)
 //   2. mc_sort_kernel        (class, image) blocks: bottom-up merge sort of the candidates
@@ -19,17 +19,17 @@
 // an element's place = its place in its own run + the number of smaller elements in the other.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/nms_math.h"
 #include "nms_tile.cuh"
 
 namespace fastiou {
 
-constexpr int kMcThreads = 256;         // candidates / sort / nms blocks
-constexpr int kMcSelectThreads = 1024;  // one block per image
 
 struct McElem {
   unsigned long long key, tie;
 };
+static_assert(sizeof(McElem) == kMcElemBytes, "launch.h's kMcElemBytes is the size of McElem");
 
 __device__ __forceinline__ bool mc_less(const McElem& a, const McElem& b) {
   return a.key < b.key || (a.key == b.key && a.tie < b.tie);

@@ -18,18 +18,13 @@
 // torchvision's CUDA nms.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/nms_math.h"
 #include "nms_tile.cuh"
 #include "rank_keys.cuh"
 
 namespace fastiou {
 
-constexpr int kNmsTile = 64;               // boxes per mask word, rows and columns of a tile
-constexpr int kNmsReduceThreads = 1024;    // the reduce block: warp 0 resolves, the rest propagate
-constexpr int kNmsCompactThreads = 1024;
-constexpr int kNmsCompactItems = 4;        // flags per thread per round of the compaction
-constexpr int kNmsSweepWords = 8;          // thresholds per mask-kernel instance of nms_sweep
-constexpr int kNmsElementwiseThreads = 256;
 
 // ckeys[p] = classes[order[p]], pos[p] = p: the input of the second (class) sort.
 // Parallelisation: one thread per rank, grid-stride.

@@ -3,11 +3,11 @@
 // files may include it.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/nms_math.h"
 
 namespace fastiou {
 
-constexpr int kRankKeysThreads = 256;
 
 // keys[i] = score_key(scores[i]) (scores as float64), idx[i] = i: a stable ascending sort of
 // (keys, idx) gives the ranking of nms_math.h (decreasing score, ties by index, NaN last).

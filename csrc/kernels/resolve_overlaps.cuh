@@ -3,11 +3,11 @@
 // ranked p).
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/mask_math.h"
 
 namespace fastiou {
 
-constexpr int kResolveThreads = 256;
 
 // For each word position (row, word) of the masks (hw = h * ww positions), visiting the masks
 // in rank order: out[k] = bits[k] & ~claimed; claimed |= bits[k]. So each set pixel stays in the

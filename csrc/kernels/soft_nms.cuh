@@ -8,11 +8,11 @@
 // (compared in T) leaves play. The picks are the result, in pick order.
 #pragma once
 
+#include "fastiou/launch.h"
 #include "fastiou/nms_math.h"
 
 namespace fastiou {
 
-constexpr int kSoftNmsThreads = 1024;
 
 // Block-wide minimum of (key, idx), lexicographic; every thread gets the winning idx.
 // s_key / s_idx hold one entry per warp; s_pick the result.

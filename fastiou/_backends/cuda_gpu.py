@@ -1,48 +1,39 @@
-"""The ``cuda`` backend: fastiou._C_cuda launched on the caller's pointers and stream."""
+"""The ``cuda`` backend: fastiou._C_cuda launched on the caller's pointers and stream.
+
+fastiou/_dispatch.py has checked every call against fastiou/_backends/interface.py (dtypes,
+shapes, contiguity) before it reaches these functions; the extension trusts those sizes.
+"""
 
 from __future__ import annotations
 
-from .. import _C_cuda as _ext
-
-
-def _check(cond: bool, what: str):
-    # The extension trusts these sizes: a mismatch here would be an out-of-bounds access there.
-    if not cond:
-        raise ValueError(f"internal size mismatch: {what}")
+from .. import _C, _C_cuda as _ext
 
 
 def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     batch, n, _ = boxes1.shape
     m = boxes2.shape[1]
-    _check(boxes1.shape[2] == 4 and boxes2.shape == (batch, m, 4) and out.shape == (batch, n, m)
-           and boxes1.dtype == boxes2.dtype == out.dtype, "box_pairwise")
     _ext.box_pairwise(boxes1.dtype, boxes1.ptr, boxes2.ptr, out.ptr, batch, n, m, mode, fmt, eps,
                       stream, boxes1.device)
 
 
 def box_aligned(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     n = boxes1.shape[0]
-    _check(boxes1.shape == boxes2.shape == (n, 4) and out.shape == (n,)
-           and boxes1.dtype == boxes2.dtype == out.dtype, "box_aligned")
     _ext.box_aligned(boxes1.dtype, boxes1.ptr, boxes2.ptr, out.ptr, n, mode, fmt, eps, stream,
                      boxes1.device)
 
 
 def box_area(boxes, out, fmt, *, stream):
     n = boxes.shape[0]
-    _check(boxes.shape == (n, 4) and out.shape == (n,) and boxes.dtype == out.dtype, "box_area")
     _ext.box_area(boxes.dtype, boxes.ptr, out.ptr, n, fmt, stream, boxes.device)
 
 
 def box_convert(boxes, out, in_fmt, out_fmt, *, stream):
     n = boxes.shape[0]
-    _check(boxes.shape == out.shape == (n, 4) and boxes.dtype == out.dtype, "box_convert")
     _ext.box_convert(boxes.dtype, boxes.ptr, out.ptr, n, in_fmt, out_fmt, stream, boxes.device)
 
 
 def masks_to_boxes(masks, out, *, stream):
     n, h, w = masks.shape
-    _check(masks.dtype == "uint8" and out.shape == (n, 4) and out.dtype == "float32", "masks_to_boxes")
     _ext.masks_to_boxes(masks.ptr, out.ptr, n, h, w, stream, masks.device)
 
 
@@ -50,9 +41,6 @@ def masks_to_boxes(masks, out, *, stream):
 
 def nms(boxes, scores, classes, iou_threshold, keep, *, stream):
     n = boxes.shape[0]
-    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == "float64"
-           and keep.shape == (n,) and keep.dtype == "int64"
-           and (classes is None or (classes.shape == (n,) and classes.dtype == "int64")), "nms")
     if n == 0:
         return 0
     return _ext.nms(boxes.dtype, boxes.ptr, scores.ptr, 0 if classes is None else classes.ptr, n,
@@ -62,9 +50,6 @@ def nms(boxes, scores, classes, iou_threshold, keep, *, stream):
 def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
     n = boxes.shape[0]
     ths = [float(t) for t in thresholds]
-    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == "float64"
-           and keep.shape == (len(ths), n) and keep.dtype == "int64"
-           and (classes is None or (classes.shape == (n,) and classes.dtype == "int64")), "nms_sweep")
     if n == 0 or not ths:
         return [0] * len(ths)
     return list(_ext.nms_sweep(boxes.dtype, boxes.ptr, scores.ptr, 0 if classes is None else classes.ptr, n,
@@ -73,9 +58,6 @@ def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
 
 def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_scores, *, stream):
     n = boxes.shape[0]
-    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == boxes.dtype
-           and keep.shape == (n,) and keep.dtype == "int64" and new_scores.shape == (n,)
-           and new_scores.dtype == boxes.dtype, "soft_nms")
     if n == 0:
         return 0
     return _ext.soft_nms(boxes.dtype, boxes.ptr, scores.ptr, n, float(iou_threshold), float(sigma),
@@ -84,9 +66,6 @@ def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_s
 
 def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
     n = boxes.shape[0]
-    _check(boxes.shape == (n, 4) and scores.shape == (n,) and scores.dtype == boxes.dtype
-           and labels.shape == (n,) and labels.dtype == "int64" and out.shape == (n,)
-           and out.dtype == boxes.dtype, "matrix_nms")
     if n == 0:
         return
     _ext.matrix_nms(boxes.dtype, boxes.ptr, scores.ptr, labels.ptr, n, int(kernel), float(sigma), out.ptr,
@@ -94,7 +73,7 @@ def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
 
 
 #: Workspace of multiclass_nms: as many images at once as fit in this many bytes (at least one).
-MC_WORKSPACE_BUDGET = 256 << 20
+MC_WORKSPACE_BUDGET = _C.launch_geometry()["kMcWorkspaceBudget"]
 
 
 def _device_buffer(like, nbytes: int):
@@ -120,11 +99,6 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
     bsz, n, c = scores.shape
     cb = boxes.shape[2]
     k = out_scores.shape[1]
-    _check(boxes.shape == (bsz, n, cb, 4) and cb in (1, c) and scores.dtype == boxes.dtype
-           and num.shape == (bsz,) and out_boxes.shape == (bsz, k, 4) and out_scores.shape == (bsz, k)
-           and out_classes.shape == (bsz, k) and out_indices.shape == (bsz, k)
-           and out_boxes.dtype == out_scores.dtype == boxes.dtype
-           and num.dtype == out_classes.dtype == out_indices.dtype == "int64", "multiclass_nms")
     if bsz == 0 or k == 0:
         return
     if c == 0:
@@ -142,50 +116,34 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
 # Bit-packed masks (csrc/include/fastiou/mask_math.h): bits (N, H, ceil(W/64)) of 64-bit words,
 # uint64 or int64 (the same bytes), boxes int32 (N, 4), areas int64 (N,).
 
-_WORDS = ("uint64", "int64")
-
-
-def _packed_ok(bits, boxes=None, areas=None) -> bool:
-    n = bits.shape[0]
-    return (len(bits.shape) == 3 and bits.dtype in _WORDS
-            and (boxes is None or (boxes.shape == (n, 4) and boxes.dtype == "int32"))
-            and (areas is None or (areas.shape == (n,) and areas.dtype == "int64")))
 
 
 def pack_masks(masks, bits, boxes, areas, *, stream):
     n, h, w = masks.shape
     ww = (w + 63) // 64
-    _check(masks.dtype == "uint8" and bits.shape == (n, h, ww) and _packed_ok(bits, boxes, areas), "pack_masks")
     _ext.pack_masks(masks.ptr, bits.ptr, boxes.ptr, areas.ptr, n, h, w, ww, stream, masks.device)
 
 
 def unpack_masks(bits, out, *, stream):
     n, h, w = out.shape
     ww = (w + 63) // 64
-    _check(out.dtype == "uint8" and bits.shape == (n, h, ww) and _packed_ok(bits), "unpack_masks")
     _ext.unpack_masks(bits.ptr, out.ptr, n, h, w, ww, stream, bits.device)
 
 
 def packed_stats(bits, boxes, areas, *, stream):
-    _check(_packed_ok(bits, boxes, areas), "packed_stats")
     n, h, ww = bits.shape
     _ext.packed_stats(bits.ptr, boxes.ptr, areas.ptr, n, h, ww, stream, bits.device)
 
 
 def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
-    _check(_packed_ok(bits1, boxes1, areas1) and _packed_ok(bits2, boxes2, areas2)
-           and bits1.shape[1:] == bits2.shape[1:], "mask_iou")
     n, h, ww = bits1.shape
     m = bits2.shape[0]
-    _check(out.shape == (n, m) and out.dtype == "float32", "mask_iou")
     _ext.mask_iou(bits1.ptr, boxes1.ptr, areas1.ptr, n, bits2.ptr, boxes2.ptr, areas2.ptr, m, h, ww, out.ptr,
                   stream, bits1.device)
 
 
 def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
     n, h, ww = bits.shape
-    _check(_packed_ok(bits, boxes, areas) and scores.shape == (n,) and scores.dtype == "float64"
-           and keep.shape == (n,) and keep.dtype == "int64", "mask_nms")
     if n == 0:
         return 0
     return _ext.mask_nms(bits.ptr, boxes.ptr, areas.ptr, scores.ptr, n, h, ww, float(iou_threshold), keep.ptr,
@@ -194,9 +152,6 @@ def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
 
 def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, stream):
     n, h, ww = bits.shape
-    _check(_packed_ok(bits, boxes, areas) and scores.shape == (n,) and scores.dtype == "float32"
-           and labels.shape == (n,) and labels.dtype == "int64" and out.shape == (n,)
-           and out.dtype == "float32", "mask_matrix_nms")
     if n == 0:
         return
     _ext.mask_matrix_nms(bits.ptr, boxes.ptr, areas.ptr, scores.ptr, labels.ptr, n, h, ww, int(kernel),
@@ -205,6 +160,4 @@ def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, s
 
 def resolve_overlaps(bits, scores, out_bits, *, stream):
     n, h, ww = bits.shape
-    _check(_packed_ok(bits) and scores.shape == (n,) and scores.dtype == "float64"
-           and out_bits.shape == bits.shape and out_bits.dtype in _WORDS, "resolve_overlaps")
     _ext.resolve_overlaps(bits.ptr, scores.ptr, out_bits.ptr, n, h, ww, stream, bits.device)

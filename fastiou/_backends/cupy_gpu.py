@@ -3,6 +3,7 @@
 The same ``.cuh`` files that nvcc builds into fastiou._C_cuda, shipped as package data
 (fastiou/_csrc/, or csrc/ of a source checkout; see kernel_sources.py), compiled with the
 flags that matter (C++17, --fmad=false) and launched with the grid shapes of csrc/cuda/*.cu.
+fastiou/_dispatch.py has checked every call against fastiou/_backends/interface.py first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import warnings
 import cupy as cp
 import numpy as np
 
+from .. import _C
 from .kernel_sources import INSTANCES, options
 
 _TYPES = {"float32": "float", "float64": "double"}
@@ -20,8 +22,12 @@ _SCALAR = {"float32": np.float32, "float64": np.float64}
 _MODULES: dict[str, object] = {}
 _lock = threading.Lock()
 
-_PAIRWISE_ROWS = 16  # kPairwiseRows in box_iou.cuh
-_MASKS_THREADS = 256  # kMasksThreads in masks_to_boxes.cuh
+# Every launch constant, split rule and workspace layout comes from csrc/include/fastiou/launch.h
+# through fastiou._C (the values nvcc compiled into fastiou._C_cuda): none is typed here.
+_G = _C.launch_geometry()
+_PAIRWISE_ROWS = _G["kPairwiseRows"]
+_ELEMENTWISE_THREADS = _G["kElementwiseThreads"]
+_MASKS_THREADS = _G["kMasksThreads"]
 
 
 def _module(filename: str):
@@ -72,10 +78,9 @@ def _launch(filename, name, grid, block, device, stream, args):
 def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     batch, n, _ = boxes1.shape
     m = boxes2.shape[1]
-    assert boxes2.shape == (batch, m, 4) and out.shape == (batch, n, m)
     if batch * n * m == 0:
         return
-    threads = 256 if m >= 256 else 128 if m >= 128 else 64 if m >= 64 else 32  # as box_iou.cu
+    threads = _C.pairwise_threads(m)
     tiles = batch * (-(-n // _PAIRWISE_ROWS)) * (-(-m // threads))
     t = _TYPES[boxes1.dtype]
     _launch("box_iou.cuh", f"fastiou::box_pairwise_kernel<{t}, {mode}>", _grid_for(tiles, 1), threads,
@@ -86,11 +91,10 @@ def box_pairwise(boxes1, boxes2, out, mode, fmt, eps, *, stream):
 
 def box_aligned(boxes1, boxes2, out, mode, fmt, eps, *, stream):
     n = boxes1.shape[0]
-    assert boxes2.shape == (n, 4) and out.shape == (n,)
     if n == 0:
         return
     t = _TYPES[boxes1.dtype]
-    _launch("box_iou.cuh", f"fastiou::box_aligned_kernel<{t}, {mode}>", _grid_for(n, 256), 256,
+    _launch("box_iou.cuh", f"fastiou::box_aligned_kernel<{t}, {mode}>", _grid_for(n, _ELEMENTWISE_THREADS), _ELEMENTWISE_THREADS,
             boxes1.device, stream,
             (_view(boxes1), _view(boxes2), _view(out), np.int64(n), np.int32(fmt),
              _SCALAR[boxes1.dtype](eps)))
@@ -98,26 +102,23 @@ def box_aligned(boxes1, boxes2, out, mode, fmt, eps, *, stream):
 
 def box_area(boxes, out, fmt, *, stream):
     n = boxes.shape[0]
-    assert out.shape == (n,)
     if n == 0:
         return
-    _launch("box_elementwise.cuh", f"fastiou::box_area_kernel<{_TYPES[boxes.dtype]}>", _grid_for(n, 256),
-            256, boxes.device, stream, (_view(boxes), _view(out), np.int64(n), np.int32(fmt)))
+    _launch("box_elementwise.cuh", f"fastiou::box_area_kernel<{_TYPES[boxes.dtype]}>",
+            _grid_for(n, _ELEMENTWISE_THREADS), _ELEMENTWISE_THREADS, boxes.device, stream, (_view(boxes), _view(out), np.int64(n), np.int32(fmt)))
 
 
 def box_convert(boxes, out, in_fmt, out_fmt, *, stream):
     n = boxes.shape[0]
-    assert out.shape == (n, 4)
     if n == 0:
         return
     _launch("box_elementwise.cuh", f"fastiou::box_convert_kernel<{_TYPES[boxes.dtype]}>",
-            _grid_for(n, 256), 256, boxes.device, stream,
+            _grid_for(n, _ELEMENTWISE_THREADS), _ELEMENTWISE_THREADS, boxes.device, stream,
             (_view(boxes), _view(out), np.int64(n), np.int32(in_fmt), np.int32(out_fmt)))
 
 
 def masks_to_boxes(masks, out, *, stream):
     n, h, w = masks.shape
-    assert out.shape == (n, 4) and masks.dtype == "uint8"
     if n == 0:
         return
     if h >= 2**31 or w >= 2**31:
@@ -132,14 +133,14 @@ def masks_to_boxes(masks, out, *, stream):
 # sorting the score keys and then the class keys of the ranked boxes gives exactly the
 # (class, rank) order that cub's stable radix sorts give the cuda backend.
 
-_NMS_TILE = 64               # kNmsTile
-_NMS_REDUCE_THREADS = 1024   # kNmsReduceThreads
-_NMS_COMPACT_THREADS = 1024  # kNmsCompactThreads
-_NMS_SWEEP_WORDS = 8         # kNmsSweepWords
-_ELT_THREADS = 256           # kNmsElementwiseThreads
-_SOFT_THREADS = 1024         # kSoftNmsThreads
-_MATRIX_THREADS = 256        # kMatrixNmsThreads
-_REDUCE_SHARED_LIMIT = 40 * 1024  # kReduceSharedLimit in csrc/cuda/nms.cu
+_NMS_TILE = _G["kNmsTile"]
+_NMS_REDUCE_THREADS = _G["kNmsReduceThreads"]
+_NMS_COMPACT_THREADS = _G["kNmsCompactThreads"]
+_NMS_SWEEP_WORDS = _G["kNmsSweepWords"]
+_ELT_THREADS = _G["kNmsElementwiseThreads"]
+_SOFT_THREADS = _G["kSoftNmsThreads"]
+_MATRIX_THREADS = _G["kMatrixNmsThreads"]
+_REDUCE_SHARED_LIMIT = _G["kReduceSharedLimit"]
 _NULL = np.uint64(0)         # a null pointer argument (8 zero bytes on every cupy version)
 
 
@@ -201,7 +202,6 @@ def _reduce(mask, n, cb, masks, col_end, order, keep, count, dest, flags):
 
 def nms(boxes, scores, classes, iou_threshold, keep, *, stream):
     n = boxes.shape[0]
-    assert boxes.shape == (n, 4) and scores.shape == (n,) and keep.shape == (n,)
     if n == 0:
         return 0
     cb = _nms_blocks(n, "nms")
@@ -231,7 +231,6 @@ def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
     n = boxes.shape[0]
     ths = [float(x) for x in thresholds]
     nt = len(ths)
-    assert keep.shape == (nt, n)
     if n == 0 or nt == 0:
         return [0] * nt
     cb = _nms_blocks(n, "nms_sweep")
@@ -258,7 +257,6 @@ def nms_sweep(boxes, scores, classes, thresholds, keep, *, stream):
 
 def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_scores, *, stream):
     n = boxes.shape[0]
-    assert scores.shape == (n,) and keep.shape == (n,) and new_scores.shape == (n,)
     if n == 0:
         return 0
     dt = boxes.dtype
@@ -276,7 +274,6 @@ def soft_nms(boxes, scores, iou_threshold, sigma, min_score, method, keep, new_s
 
 def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
     n = boxes.shape[0]
-    assert scores.shape == (n,) and labels.shape == (n,) and out.shape == (n,)
     if n == 0:
         return
     _nms_blocks(n, "matrix_nms")
@@ -294,24 +291,9 @@ def matrix_nms(boxes, scores, labels, kernel, sigma, out, *, stream):
             (sboxes, lab, np.int64(n), comp, s, src, np.int32(kernel), _SCALAR[dt](sigma), _view(out)))
 
 
-_MC_THREADS = 256          # kMcThreads
-_MC_SELECT_THREADS = 1024  # kMcSelectThreads
-_MC_ELEM = 16              # sizeof(McElem)
-_MC_WORKSPACE_BUDGET = 256 << 20  # as cuda_gpu.MC_WORKSPACE_BUDGET
-
-
-def _mc_layout(g: int, n: int, c: int, k: int) -> tuple[dict, int]:
-    """Byte offsets in the workspace of a group of g images: csrc/cuda/multiclass_nms.cu's mc_layout."""
-    segs = g * c
-    words = -(-n // 64)
-    sizes = (("cand", segs * n * _MC_ELEM), ("tmp", segs * n * _MC_ELEM), ("m", segs * 8), ("kc", segs * 8),
-             ("removed", segs * words * 8), ("lists_a", segs * k * _MC_ELEM), ("lists_b", segs * k * _MC_ELEM),
-             ("lens_a", segs * 8), ("lens_b", segs * 8))
-    off, out = 0, {}
-    for name, size in sizes:
-        out[name] = off
-        off += (size + 255) & ~255
-    return out, off
+_MC_THREADS = _G["kMcThreads"]
+_MC_SELECT_THREADS = _G["kMcSelectThreads"]
+_MC_WORKSPACE_BUDGET = _G["kMcWorkspaceBudget"]
 
 
 def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class, num, out_boxes, out_scores,
@@ -319,8 +301,6 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
     bsz, n, c = scores.shape
     cb = boxes.shape[2]
     k = out_scores.shape[1]
-    assert boxes.shape == (bsz, n, cb, 4) and cb in (1, c) and num.shape == (bsz,)
-    assert out_boxes.shape == (bsz, k, 4) and out_classes.shape == (bsz, k) and out_indices.shape == (bsz, k)
     if bsz == 0 or k == 0:
         return
     if c == 0:
@@ -328,16 +308,15 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
     dt = boxes.dtype
     t = _TYPES[dt]
     sc = _SCALAR[dt]
-    _, one = _mc_layout(1, n, c, k)
+    one = _C.mc_layout(1, n, c, k)["total"]
     group = max(1, min(bsz, _MC_WORKSPACE_BUDGET // one, 65535))
     with cp.cuda.Device(boxes.device), _external_stream(stream, boxes.device):
         b, s = _view(boxes), _view(scores)
         outs = [_view(a) for a in (num, out_boxes, out_scores, out_classes, out_indices)]
-        ws = cp.empty(_mc_layout(group, n, c, k)[1], dtype=cp.uint8)
+        ws = cp.empty(_C.mc_layout(group, n, c, k)["total"], dtype=cp.uint8)
         for b0 in range(0, bsz, group):
             g = min(group, bsz - b0)
-            off, _ = _mc_layout(g, n, c, k)
-            part = {name: ws[o:] for name, o in off.items()}
+            part = {name: ws[o:] for name, o in _C.mc_layout(g, n, c, k).items() if name != "total"}
             grid = (c, g)
             _kernel("multiclass_nms.cuh", f"fastiou::mc_candidates_kernel<{t}>")(
                 grid, (_MC_THREADS,), (s, np.int64(b0), np.int64(n), np.int64(c), sc(score_threshold),
@@ -360,15 +339,14 @@ def multiclass_nms(boxes, scores, iou_threshold, score_threshold, max_per_class,
 # words). The ranking is cupy.argsort (stable) of rank_keys.cuh's score keys, as cub's stable
 # radix sort in the cuda backend; nms's reduce (nms.cuh) does mask_nms's greedy pass.
 
-_MASK_PACK_THREADS = 256     # kMaskPackThreads
-_MASK_STATS_THREADS = 256    # kMaskStatsThreads
-_MASK_IOU_TILE = 32          # kMaskIouTile
-_MASK_IOU_ITEMS = 64         # kMaskIouItems
-_MASK_IOU_THREADS = 256      # kMaskIouThreads
-_MASK_FINALIZE_THREADS = 256  # kMaskIouFinalizeThreads
-_MASK_LABEL_THREADS = 256    # kMaskLabelThreads
-_MASK_MATRIX_THREADS = 256   # kMaskMatrixThreads
-_RESOLVE_THREADS = 256       # kResolveThreads
+_MASK_PACK_THREADS = _G["kMaskPackThreads"]
+_MASK_STATS_THREADS = _G["kMaskStatsThreads"]
+_MASK_IOU_TILE = _G["kMaskIouTile"]
+_MASK_IOU_THREADS = _G["kMaskIouThreads"]
+_MASK_FINALIZE_THREADS = _G["kMaskIouFinalizeThreads"]
+_MASK_LABEL_THREADS = _G["kMaskLabelThreads"]
+_MASK_MATRIX_THREADS = _G["kMaskMatrixThreads"]
+_RESOLVE_THREADS = _G["kResolveThreads"]
 _INT_MAX = 2**31 - 1
 
 
@@ -394,7 +372,6 @@ def _stats(bits, boxes, areas, n: int, h: int, ww: int) -> None:
 def pack_masks(masks, bits, boxes, areas, *, stream):
     n, h, w = masks.shape
     ww = -(-w // 64)
-    assert masks.dtype == "uint8" and bits.shape == (n, h, ww) and boxes.shape == (n, 4) and areas.shape == (n,)
     if n == 0:
         return
     if w > _INT_MAX:
@@ -413,7 +390,6 @@ def pack_masks(masks, bits, boxes, areas, *, stream):
 def unpack_masks(bits, out, *, stream):
     n, h, w = out.shape
     ww = -(-w // 64)
-    assert out.dtype == "uint8" and bits.shape == (n, h, ww)
     if n * h * w == 0:
         return
     if w > _INT_MAX:
@@ -427,7 +403,6 @@ def unpack_masks(bits, out, *, stream):
 
 def packed_stats(bits, boxes, areas, *, stream):
     n, h, ww = bits.shape
-    assert boxes.shape == (n, 4) and areas.shape == (n,)
     if n == 0:
         return
     _check_packed(h, ww, "packed_stats")
@@ -435,21 +410,11 @@ def packed_stats(bits, boxes, areas, *, stream):
         _stats(_words_view(bits), _view(boxes), _view(areas), n, h, ww)
 
 
-def _mask_iou_splits(n: int, m: int, h: int, ww: int, sms: int) -> int:
-    """csrc/cuda/mask_iou.cu's mask_iou_splits (the result does not depend on it)."""
-    tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
-    target = 3 * max(sms, 1)
-    if tiles <= 0 or 2 * tiles > target:
-        return 1
-    splits = min(target // tiles, -(-(h * ww) // _MASK_IOU_ITEMS), 65535)
-    return max(splits, 1)
-
-
 def _mask_iou(b1, box1, a1, n, b2, box2, a2, m, h, ww, out, device):
     """mask_iou on cupy arrays into out (n, m) float32, in a device and stream context."""
     tiles = (-(-n // _MASK_IOU_TILE)) * (-(-m // _MASK_IOU_TILE))
     sms = int(cp.cuda.Device(device).attributes["MultiProcessorCount"])
-    splits = _mask_iou_splits(n, m, h, ww, sms)
+    splits = _C.mask_iou_splits(n, m, h, ww, sms)
     grid = (_grid_for(tiles, 1), splits)
     kern = _kernel("mask_iou.cuh", "fastiou::mask_iou_kernel")
     head = (b1, box1, a1, np.int64(n), b2, box2, a2, np.int64(m), np.int32(h), np.int32(ww))
@@ -466,8 +431,6 @@ def _mask_iou(b1, box1, a1, n, b2, box2, a2, m, h, ww, out, device):
 def mask_iou(bits1, boxes1, areas1, bits2, boxes2, areas2, out, *, stream):
     n, h, ww = bits1.shape
     m = bits2.shape[0]
-    assert bits2.shape == (m, h, ww) and out.shape == (n, m) and out.dtype == "float32"
-    assert boxes1.shape == (n, 4) and boxes2.shape == (m, 4) and areas1.shape == (n,) and areas2.shape == (m,)
     if n == 0 or m == 0:
         return
     _check_packed(h, ww, "mask_iou")
@@ -490,7 +453,6 @@ def _mask_nms_blocks(n: int, what: str) -> int:
 
 def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
     n, h, ww = bits.shape
-    assert boxes.shape == (n, 4) and areas.shape == (n,) and scores.shape == (n,) and keep.shape == (n,)
     if n == 0:
         return 0
     cb = _mask_nms_blocks(n, "mask_nms")
@@ -510,8 +472,6 @@ def mask_nms(bits, boxes, areas, scores, iou_threshold, keep, *, stream):
 
 def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, stream):
     n, h, ww = bits.shape
-    assert boxes.shape == (n, 4) and areas.shape == (n,) and scores.shape == (n,) and labels.shape == (n,)
-    assert out.shape == (n,) and scores.dtype == "float32" and out.dtype == "float32"
     if n == 0:
         return
     _mask_nms_blocks(n, "mask_matrix_nms")
@@ -535,7 +495,6 @@ def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, s
 
 def resolve_overlaps(bits, scores, out_bits, *, stream):
     n, h, ww = bits.shape
-    assert scores.shape == (n,) and out_bits.shape == bits.shape
     if n == 0 or h * ww == 0:
         return
     if n > _INT_MAX:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_FLAGS = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+from .numba_common import _FLAGS
 
 _MAX_PIXELS = 1 << 32
 _MAX_COORD = float(1 << 27)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rle as _rle
-from .._errors import InputError
+from .. import InputError, rle as _rle
 
 __all__ = ["encode", "decode", "iou", "area", "toBbox", "merge", "frPyObjects"]
 

@@ -187,9 +187,6 @@ void packed_stats_cuda(const unsigned long long* bits, int* boxes, long long* ar
 void mask_iou_cuda(const unsigned long long* bits1, const int* boxes1, const long long* areas1, index_t n,
                    const unsigned long long* bits2, const int* boxes2, const long long* areas2, index_t m,
                    index_t h, index_t ww, float* out, void* stream);
-// How many blocks share one tile of mask_iou's pairs (csrc/cuda/mask_iou.cu; the CuPy backend
-// mirrors it). The result does not depend on it.
-index_t mask_iou_splits(index_t n, index_t m, index_t h, index_t ww, int sms);
 // keep[:K] = the kept masks' indices in ranking order; returns K.
 index_t mask_nms_cuda(const unsigned long long* bits, const int* boxes, const long long* areas,
                       const double* scores, index_t n, index_t h, index_t ww, double iou_threshold,

@@ -37,6 +37,15 @@ __all__ = ["box_area", "box_convert", "box_iou", "generalized_box_iou", "distanc
            "complete_box_iou", "box_ioa", "box_iou_aligned", "masks_to_boxes"]
 
 
+def _eps(eps) -> float:
+    if not isinstance(eps, (str, bytes, bool, complex)) and eps is not None:
+        try:
+            return float(eps)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"eps: expected a real number, got {type(eps).__name__} ({eps!r})")
+
+
 def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, out=None):
     if (out is None and type(boxes1) is np.ndarray and type(boxes2) is np.ndarray
             and boxes1.ndim == 2 and boxes2.ndim == 2 and boxes1.shape[1] == 4 and boxes2.shape[1] == 4
@@ -69,7 +78,7 @@ def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, ou
     res = o.x if direct else a1.lib.empty((batch, n, m), cdt, device)
     _dispatch.call("box_pairwise", device, b1, b2,
                    Arg("out", a1.lib, res.reshape((batch, n, m))),
-                   MODES[mode], fmt_c, float(eps))
+                   MODES[mode], fmt_c, _eps(eps))
     if direct:
         return o.x
     res = finish(a1, res.reshape(shape), rdt)
@@ -185,8 +194,9 @@ def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
     Returns:
         Array[..., N]
     """
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    _eps(eps)
     a1, d1 = boxes_arg("boxes1", boxes1, 2)
     a2, d2 = boxes_arg("boxes2", boxes2, 2)
     device = check_device([a1, a2])
@@ -202,7 +212,7 @@ def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
     b2 = a2.astype(cdt).broadcast_to(lead + (4,)).contiguous().reshape((k, 4))
     res = a1.lib.empty((k,), cdt, device)
     _dispatch.call("box_aligned", device, b1, b2, Arg("out", a1.lib, res), MODES[mode], 0,
-                   float(eps))
+                   _eps(eps))
     return finish(a1, res.reshape(lead), rdt)
 
 

@@ -422,3 +422,64 @@ def test_batched_nms_nan_idxs_one_rule(lib):
         args = (b, s, idxs) if lib == "numpy" else tuple(torch.from_numpy(v) for v in (b, s, idxs))
         got = np.asarray(fastiou.batched_nms(*args, 0.3))
         np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
+
+
+def test_numba_cache_not_in_the_package(tmp_path):
+    """Numba's cache goes to the user's cache directory, never next to fastiou's sources."""
+    require("numba")
+    run_case(f"""
+import glob, time
+pkg = os.path.join(os.path.dirname(fastiou.__file__), "_backends")
+before = {{p: os.path.getmtime(p) for p in glob.glob(os.path.join(pkg, "**", "*.nb*"), recursive=True)}}
+t0 = time.time()
+with fastiou.use_backend("numba"):
+    b = boxes(50)
+    fastiou.box_iou(b, b)
+    fastiou.nms(b, np.arange(50.0, dtype=np.float32), 0.5)
+after = {{p: os.path.getmtime(p) for p in glob.glob(os.path.join(pkg, "**", "*.nb*"), recursive=True)}}
+new = [p for p, m in after.items() if before.get(p) != m]
+assert not new, new
+cached = glob.glob(os.path.join({str(tmp_path)!r}, "**", "*.nbi"), recursive=True)
+assert cached, "nothing cached in the user's cache directory"
+""", env={"XDG_CACHE_HOME": str(tmp_path), "NUMBA_CACHE_DIR": ""}, timeout=300)
+
+
+# --------------------------------------------------------------------------- clear errors
+
+def test_clear_errors():
+    torch = require("torch")
+    from fastiou.compat import pycocotools_mask as cm
+    b = np.array([[0, 0, 10, 10], [1, 1, 5, 5]], np.float32)
+    tb = torch.from_numpy(b)
+    with pytest.raises(TypeError, match="boxes1: expected a dense"):
+        fastiou.box_iou(tb.to_sparse(), tb)
+    with pytest.raises(TypeError, match="boxes2: expected a dense"):
+        fastiou.generalized_box_iou(tb, tb.to_sparse())
+    for eps in ("x", None, [1e-7], True):
+        with pytest.raises(TypeError, match="eps: expected a real number"):
+            fastiou.distance_box_iou(b, b, eps=eps)
+        with pytest.raises(TypeError, match="eps: expected a real number"):
+            fastiou.box_iou_aligned(b, b, mode="ciou", eps=eps)
+    for mode in (["iou"], None, 3, "IOU"):
+        with pytest.raises(ValueError, match="mode: expected one of"):
+            fastiou.box_iou_aligned(b, b, mode=mode)
+    with pytest.raises(ValueError, match=r"pyobj\[1\]: a list whose first item is a box"):
+        cm.frPyObjects([[0, 0, 5, 5], [1, 1, 3, 3, 5, 5, 2, 7]], 10, 10)
+    with pytest.raises(ValueError, match=r"pyobj: an ndarray must hold xywh boxes, shape \(N, 4\), got \(2, 5\)"):
+        cm.frPyObjects(np.zeros((2, 5)), 10, 10)
+    for h in ("10", None, True):
+        with pytest.raises(TypeError, match="h: expected a non-negative integer"):
+            cm.frPyObjects([[1.0, 1, 3, 3, 5, 5, 2, 7]], h, 10)
+    o = np.zeros((2, 2), np.float32)
+    o.flags.writeable = False
+    for backend in ("cpp", "numba"):
+        with fastiou.use_backend(backend), pytest.raises(ValueError, match="out: not writable"):
+            fastiou.box_iou(b, b, out=o)
+
+
+def test_frpyobjects_float_size_as_pycocotools():
+    M = require("pycocotools.mask")
+    from fastiou.compat import pycocotools_mask as cm
+    poly = [[1.0, 1, 3, 3, 5, 5, 2, 7], [0.5, 0.5, 9, 1, 4, 8.5]]
+    for h, w in ((10.0, 10.5), (10, 10), (np.float32(12.9), 7.2), (np.int64(9), 11.0)):
+        assert cm.frPyObjects(poly, h, w) == M.frPyObjects(poly, h, w)

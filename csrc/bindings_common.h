@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -53,9 +54,13 @@ auto released_named(What&& what, F&& fn) -> decltype(fn()) {
   return released([&] { return oom_named(what, fn); });
 }
 
-// "op: out of memory (n boxes)"-style messages.
-inline std::string oom_text(const char* op, const std::string& sizes) {
-  return std::string(op) + ": out of memory working on " + sizes;
+// "op: out of memory working on <parts...>", numbers and strings in order.
+template <typename... Parts>
+std::string oom_text(const char* op, const Parts&... parts) {
+  std::ostringstream os;
+  os << op << ": out of memory working on ";
+  (os << ... << parts);
+  return os.str();
 }
 
 inline std::string shape_str(const py::array& a) {

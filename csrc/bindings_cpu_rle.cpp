@@ -80,7 +80,8 @@ Parsed parse_all(const py::list& counts, const int64_t* sizes, const std::string
     err.assign(static_cast<size_t>(n), 0);
   });
   {
-    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle", std::to_string(n) + " counts strings (" + std::to_string(chars) + " characters)"); }, [&] {
+    auto what = [&] { return fastiou::bind::oom_text("rle", n, " counts strings (", chars, " characters)"); };
+    fastiou::bind::released_named(what, [&] {
 #pragma omp parallel for schedule(dynamic, 16) if (n > 64 && chars > (size_t(1) << 18))
       for (index_t i = 0; i < n; ++i) {
         const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
@@ -123,7 +124,8 @@ py::list rle_encode(const py::array& masks) {
   std::vector<std::string> out(static_cast<size_t>(n));
   {
     const uint8_t* p = static_cast<const uint8_t*>(masks.data());
-    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.encode", std::to_string(n) + " masks of " + std::to_string(h) + " x " + std::to_string(w)); }, [&] {
+    auto what = [&] { return fastiou::bind::oom_text("rle.encode", n, " masks of ", h, " x ", w); };
+    fastiou::bind::released_named(what, [&] {
       fastiou::rle_encode_cpu(p, n, h, w, st[0], st[1], st[2], out.data());
     });
   }
@@ -141,7 +143,8 @@ void rle_decode(const py::list& counts, int64_t h, int64_t w, const py::array& o
     sizes[2 * i + 1] = w;
   }
   Parsed p = parse_all(counts, sizes.data(), name);
-  fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.decode", std::to_string(n) + " masks of " + std::to_string(h) + " x " + std::to_string(w)); }, [&] {
+  auto what = [&] { return fastiou::bind::oom_text("rle.decode", n, " masks of ", h, " x ", w); };
+  fastiou::bind::released_named(what, [&] {
     fastiou::rle_decode_cpu(p.ptr.data(), p.m.data(), n, h, w, column_major, po);
   });
 }
@@ -174,7 +177,8 @@ py::object rle_merge(const py::list& counts, const py::array& sizes, bool inters
   std::string s;
   bool ok;
   {
-    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.merge", std::to_string(n) + " masks"); }, [&] {
+    auto what = [&] { return fastiou::bind::oom_text("rle.merge", n, " masks"); };
+    fastiou::bind::released_named(what, [&] {
       ok = fastiou::rle_merge_cpu(p.ptr.data(), p.m.data(), ps, n, intersect, &merged);
       if (ok) fastiou::rle_to_string(merged.data(), static_cast<index_t>(merged.size()), &s);
     });
@@ -202,7 +206,8 @@ void rle_iou(const py::list& dt, const py::array& dt_sizes, const py::list& gt,
   const bool same = dt.ptr() == gt.ptr() && dt_sizes.ptr() == gt_sizes.ptr();
   Parsed g = same ? Parsed() : parse_all(gt, pgs, "gt");
   const Parsed& gg = same ? d : g;
-  fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.iou", std::to_string(nd) + " x " + std::to_string(ng) + " masks"); }, [&] {
+  auto what = [&] { return fastiou::bind::oom_text("rle.iou", nd, " x ", ng, " masks"); };
+  fastiou::bind::released_named(what, [&] {
     fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
                          same, po);
   });
@@ -215,7 +220,8 @@ void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& isc
   const index_t nd = dt.shape(0), ng = gt.shape(0);
   const uint8_t* pc = crowd_ptr(iscrowd, ng);
   double* po = checked<double>(out, "out", {nd, ng}, true);
-  fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.iou", std::to_string(nd) + " x " + std::to_string(ng) + " boxes"); }, [&] {
+  auto what = [&] { return fastiou::bind::oom_text("rle.iou", nd, " x ", ng, " boxes"); };
+  fastiou::bind::released_named(what, [&] {
     fastiou::rle_box_iou_cpu(pd, pg, nd, ng, pc, po);
   });
 }
@@ -223,7 +229,8 @@ void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& isc
 py::list strings_of(std::vector<std::vector<uint32_t>>& cnts) {
   std::vector<std::string> s(cnts.size());
   {
-    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle", std::to_string(cnts.size()) + " counts strings"); }, [&] {
+    auto what = [&] { return fastiou::bind::oom_text("rle", cnts.size(), " counts strings"); };
+    fastiou::bind::released_named(what, [&] {
       for (size_t i = 0; i < cnts.size(); ++i)
         fastiou::rle_to_string(cnts[i].data(), static_cast<index_t>(cnts[i].size()), &s[i]);
     });
@@ -257,7 +264,10 @@ py::list rle_from_polygons(const py::list& polygons, int64_t h, int64_t w, const
   }
   std::vector<std::vector<uint32_t>> cnts(static_cast<size_t>(n));
   {
-    fastiou::bind::released_named([&] { return fastiou::bind::oom_text("rle.from_segmentation", std::to_string(n) + " polygons at " + std::to_string(h) + " x " + std::to_string(w)); }, [&] {
+    auto what = [&] {
+      return fastiou::bind::oom_text("rle.from_segmentation", n, " polygons at ", h, " x ", w);
+    };
+    fastiou::bind::released_named(what, [&] {
       fastiou::rle_from_polygons_cpu(xy.data(), k.data(), n, h, w, cnts.data());
     });
   }

@@ -8,10 +8,15 @@
 # test dependencies (numpy, pytest, torch, torchvision, pycocotools) on PATH.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/fastiou-asan.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-cp -r "$root/setup.py" "$root/pyproject.toml" "$root/csrc" "$root/fastiou" "$root/tests" "$work/"
-rm -f "$work"/fastiou/_C*.so "$work"/fastiou/_C_cuda*.so
+# FASTIOU_ASAN_DIR=dir keeps the build there (and reuses it when the sources are unchanged).
+if [ -n "${FASTIOU_ASAN_DIR:-}" ]; then
+  work="$FASTIOU_ASAN_DIR"; mkdir -p "$work"
+else
+  work="$(mktemp -d "${TMPDIR:-/tmp}/fastiou-asan.XXXXXX")"
+  trap 'rm -rf "$work"' EXIT
+fi
+rsync -a --delete --exclude '_C*.so' --exclude __pycache__ "$root/csrc" "$root/fastiou" "$root/tests" "$work/"
+cp "$root/setup.py" "$root/pyproject.toml" "$work/"
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 echo "+ building fastiou._C with $san" >&2
@@ -27,9 +32,10 @@ export FASTIOU_BACKEND=cpp OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 cd "$work"
 if [ "$#" -eq 0 ]; then
   # The numba / GPU combinations test no C++ code; the memory-limit cases cannot run under ASan
-  # (its shadow memory needs more address space than any RLIMIT_AS they set).
+  # (its shadow memory needs more address space than any RLIMIT_AS they set); test_huge_sizes
+  # aborts inside pycocotools (the oracle, which the issue found overflowing its own buffers).
   set -- tests/test_boxes.py tests/test_nms.py tests/test_masks.py tests/test_rle.py tests/test_robustness.py \
-         -k "not numba and not cuda and not cupy and not memory" -x -q -p no:cacheprovider
+         -k "not numba and not cuda and not cupy and not memory and not huge_sizes" -x -q -p no:cacheprovider
 fi
 echo "+ python -m pytest $*" >&2
 python -m pytest "$@"

@@ -24,6 +24,9 @@ namespace fastiou {
 
 // Below this many output elements a parallel region costs more than it saves.
 constexpr index_t kParallelMin = 1 << 14;
+// Parallel loops hand their work out in dynamic chunks, never in static halves: on a machine
+// whose cores are shared (data-loader workers, other processes), a thread that loses its core
+// then delays the call by one chunk, not by half of the work.
 
 // An allocation failure that says what was being allocated: pybind11 raises MemoryError with
 // what() (a plain std::bad_alloc says only "std::bad_alloc").

@@ -206,7 +206,7 @@ void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t
 
 void mask_unpack_cpu(const uint64_t* bits, uint8_t* out, index_t n, index_t h, index_t w) {
   const index_t ww = mask_words(w), rows = n * h;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * w > kParallelMin)
+#pragma omp parallel for schedule(dynamic, 16) if (rows > 1 && rows * w > kParallelMin)
   for (index_t r = 0; r < rows; ++r) {
     const uint64_t* src = bits + r * ww;
     uint8_t* dst = out + r * w;

@@ -22,7 +22,7 @@ void resolve_overlaps_cpu(const uint64_t* bits, const double* scores, index_t n,
   {
     std::vector<uint64_t> claimed;
     err.run([&] { claimed.resize(static_cast<size_t>(ww)); });
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
     for (index_t y = 0; y < h; ++y) {
       if (err.failed()) continue;
       std::fill(claimed.begin(), claimed.end(), uint64_t(0));

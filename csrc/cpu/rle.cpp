@@ -673,7 +673,7 @@ struct Side {
 
 void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
                      const uint8_t* iscrowd, double* out) {
-#pragma omp parallel for schedule(static) if (nd * ng > (1 << 18))
+#pragma omp parallel for schedule(dynamic, 8) if (nd * ng > (1 << 18))
   for (index_t d = 0; d < nd; ++d)
     for (index_t g = 0; g < ng; ++g)
       out[d * ng + g] = box_pair_iou(dt + 4 * d, gt + 4 * g, iscrowd && iscrowd[g]);

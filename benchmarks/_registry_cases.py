@@ -1,6 +1,6 @@
-"""What benchmarks/bench_nms.py and bench_masks.py share: the cases of a ``fastiou bench``
-workload registry (``NMS_WORKLOADS``, ``MASK_WORKLOADS``: same inputs, same calls, same thread
-settings as the runner) as pytest parameters, one per
+"""What benchmarks/bench_nms.py, bench_masks.py and bench_overhead.py share: the cases of the
+``fastiou bench`` workloads of one area (a module of ``fastiou.bench.workloads``; same inputs,
+same calls, same thread settings as the runner) as pytest parameters, one per
 (workload, parameters, device, contender role), and the benchmark of one contender.
 
 A role is a contender name of ``fastiou.bench``, or ``"baseline"`` (a case's first baseline)
@@ -14,7 +14,8 @@ import os
 
 import pytest
 
-from fastiou import bench, bench_masks
+from fastiou import bench
+from fastiou.bench.registry import area_cases
 
 try:
     import torch
@@ -23,8 +24,8 @@ except Exception:  # torch absent or broken: numpy / pycocotools baselines only
 
 HAS_CUDA = torch is not None and torch.cuda.is_available()
 QUICK = os.environ.get("FASTIOU_BENCH_QUICK", "") not in ("", "0")
-#: registry name -> workload id -> (params(device, quick), case(env, *params))
-REGISTRIES = {"nms": bench.NMS_WORKLOADS, "masks": bench_masks.MASK_WORKLOADS}
+#: area (module of fastiou.bench.workloads) -> workload id -> (params(device, quick), case(env, *params))
+REGISTRIES = {area: area_cases(area) for area in ("nms", "masks", "overhead")}
 
 
 def params(registry: str, roles: dict[str, list[str]]):

@@ -4,7 +4,7 @@ Run explicitly: ``pytest benchmarks/`` (add ``--benchmark-group-by=group`` and, 
 look, ``-k 1000``). One group per (workload, op, size, dtype, device), fastiou's backends
 beside torchvision (torch's threads and one thread) or, without torch, a numpy baseline.
 Inputs come from ``fastiou._inputs``, as in the tests and ``fastiou bench``; the ops, sizes and
-numpy baselines come from ``fastiou.bench``, so this file and the runner measure the same
+numpy baselines come from ``fastiou.bench.workloads.boxes``, so this file and the runner measure the same
 thing. ``fastiou bench`` is the reference figure (interleaved, with the floor); this file is
 for pytest-benchmark's comparisons between runs (``--benchmark-autosave``,
 ``--benchmark-compare``).
@@ -20,7 +20,7 @@ pytest.importorskip("pytest_benchmark")
 
 import fastiou  # noqa: E402
 from fastiou import _inputs  # noqa: E402
-from fastiou.bench import IOU_OPS, IOU_SQUARE_SIZES  # noqa: E402
+from fastiou.bench.workloads.boxes import IOU_OPS, IOU_SQUARE_SIZES  # noqa: E402
 
 try:
     import torch

@@ -3,7 +3,7 @@
 
 Run explicitly: ``pytest benchmarks/bench_masks.py --benchmark-group-by=group`` (``-k
 mask-iou`` for a part). The cases, inputs and contenders are those of ``fastiou bench``
-(``fastiou.bench_masks.MASK_WORKLOADS``), so this file and the runner measure the same thing;
+(``fastiou.bench.workloads.masks``), so this file and the runner measure the same thing;
 ``fastiou bench`` is the reference figure (interleaved, results checked), this file is for
 pytest-benchmark's history. ``FASTIOU_BENCH_QUICK=1`` keeps the sizes of ``fastiou bench --quick``.
 """

@@ -7,7 +7,7 @@ op, size, dtype, device); in it one benchmark per contender of that case: the ba
 (torchvision, or the ultralytics / detectron2-style loop built on it, or numpy's mmcv
 soft-NMS) with torch's threads and with one, fastiou's backends (cpp also on one thread, and
 on torch CPU tensors for nms / batched_nms), and OpenCV / ensemble-boxes when they import. The cases are built by ``fastiou.bench`` itself
-(``NMS_WORKLOADS``: same inputs, same calls, same thread settings), so this file and the
+(``fastiou.bench.workloads.nms``: same inputs, same calls, same thread settings), so this file and the
 runner measure the same thing; ``fastiou bench`` is the reference figure (interleaved, results
 checked), this file is for pytest-benchmark's history (``--benchmark-autosave``,
 ``--benchmark-compare``).

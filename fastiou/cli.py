@@ -1,4 +1,4 @@
-"""The ``fastiou`` command line: ``fastiou info``, ``fastiou bench``."""
+"""The ``fastiou`` command line: ``fastiou info``, ``fastiou bench``, ``fastiou check``."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def _info(argv) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"info": "build, backends and hardware", "bench": "benchmarks against the baselines"}
+    commands = {"info": "build, backends and hardware", "bench": "benchmarks against the baselines",
+                "check": "audit a COCO dataset for overlapping or broken annotations"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: fastiou {" + ",".join(commands) + "} [options]\n")
         for c, d in commands.items():
@@ -40,6 +41,9 @@ def main(argv=None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "info":
         return _info(rest)
+    if cmd == "check":
+        from .diagnostics.cli import main as check_main
+        return check_main(rest)
     from . import bench
     return bench.main(rest) or 0
 

@@ -1,7 +1,4 @@
-"""The mask workloads of ``fastiou bench`` (BENCHMARKS.md): ``mask-iou``, ``rle-encode``,
-``rle-iou``, ``mask-nms``. Registered into :data:`fastiou.bench.WORKLOADS` when
-:mod:`fastiou.bench` is imported; :data:`MASK_WORKLOADS` lists their cases for
-benchmarks/bench_masks.py, as ``NMS_WORKLOADS`` does for the suppression workloads.
+"""Mask workloads: ``mask-iou``, ``rle-encode``, ``rle-iou``, ``mask-nms``.
 
 Baselines are what users run today: the float32 matmul IoU of ultralytics / detectron2 /
 mmdet (torch, and numpy when torch is missing), pycocotools (``encode`` on the Fortran-order
@@ -17,15 +14,11 @@ from typing import Any, Callable
 import numpy as np
 
 from fastiou import _inputs
-from fastiou.bench import Case, Contender, Env, _stacked, _torch_threads, case_workload
+from fastiou.bench.env import Env
+from fastiou.bench.threads import stacked, torch_threads
+from fastiou.bench.registry import Case, Contender, case_workload
 
-#: workload id -> (``params(device, quick)``, ``case(env, *params)``).
-MASK_WORKLOADS: dict[str, tuple[Callable[[str, bool], list[tuple]], Callable[..., Case]]] = {}
-
-
-def mask_workload(id: str, title: str, params: Callable[[str, bool], list[tuple]]):
-    """``case_workload`` into :data:`MASK_WORKLOADS`."""
-    return case_workload(MASK_WORKLOADS, id, title, params)
+ORDER = 30
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +127,7 @@ def _host_variants(env: Env, label: str, fn: Callable, args: tuple, canon=None,
         threads = env.fastiou_threads(1)
         if b == "cpp" and threads is not None:
             out.append(Contender(f"fastiou[{b}] 1-thread", "fastiou", None if skip else (lambda: fn(*args)),
-                                 lambda c=ctx, t=threads: _stacked(c(), t()), skip, canon=canon,
+                                 lambda c=ctx, t=threads: stacked(c(), t()), skip, canon=canon,
                                  expect_dtype=expect_dtype))
     return out
 
@@ -145,7 +138,7 @@ def _torch_baselines(env: Env, name: str, fn: Callable, args: tuple, canon=None)
     out = [Contender(name, "baseline", lambda: fn(env.torch, *args), canon=canon)]
     if env.device == "cpu":
         out.append(Contender(f"{name} 1-thread", "baseline", lambda: fn(env.torch, *args),
-                             lambda: _torch_threads(env.torch, 1), canon=canon))
+                             lambda: torch_threads(env.torch, 1), canon=canon))
     return out
 
 
@@ -168,7 +161,7 @@ def mask_iou_params(device: str, quick: bool) -> list[tuple]:
     return sizes
 
 
-@mask_workload("mask-iou", "dense mask IoU, instance-like masks (clusters of 5 predictions)", mask_iou_params)
+@case_workload("mask-iou", "dense mask IoU, instance-like masks (clusters of 5 predictions)", mask_iou_params)
 def mask_iou_case(env: Env, n: int, m: int, h: int, w: int) -> Case:
     both = _inputs.instance_masks(n + m, h, w, seed=n + h)
     m1, m2 = np.ascontiguousarray(both[0::2][:n]), np.ascontiguousarray(both[1::2][:m])
@@ -201,7 +194,7 @@ def rle_encode_params(device: str, quick: bool) -> list[tuple]:
     return [(100, 480, 640), (100, 1024, 1024)]
 
 
-@mask_workload("rle-encode", "COCO RLE encode from (N, H, W) masks", rle_encode_params)
+@case_workload("rle-encode", "COCO RLE encode from (N, H, W) masks", rle_encode_params)
 def rle_encode_case(env: Env, n: int, h: int, w: int) -> Case:
     masks = _inputs.instance_masks(n, h, w, seed=7)
     mask_util = env.optional("pycocotools.mask", "pycocotools")
@@ -261,14 +254,21 @@ REAL_SEGM = "../shared/data/coco_val2014_segm_results_100img.json"
 
 
 def _real_path() -> str:
-    """The real predictions, next to the repository (``../shared/data`` from its root)."""
+    """The real predictions: ``shared/data`` inside the source tree or beside it, or beside
+    one of its two parent folders (a worktree next to the main checkout), else ``REAL_SEGM``
+    relative to the working directory."""
     import os
 
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", REAL_SEGM)
-    return here if os.path.exists(here) else REAL_SEGM
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    name = os.path.basename(REAL_SEGM)
+    for up in ("", "..", os.path.join("..", ".."), os.path.join("..", "..", "..")):
+        here = os.path.normpath(os.path.join(root, up, "shared", "data", name))
+        if os.path.exists(here):
+            return here
+    return REAL_SEGM
 
 
-@mask_workload("rle-iou", "COCO RLE iou with iscrowd: eval-style per image, 100x100 worst case, real "
+@case_workload("rle-iou", "COCO RLE iou with iscrowd: eval-style per image, 100x100 worst case, real "
                "predictions", rle_iou_params)
 def rle_iou_case(env: Env, kind: str, count: int) -> Case:
     mask_util = env.optional("pycocotools.mask", "pycocotools")
@@ -321,7 +321,7 @@ def mask_nms_params(device: str, quick: bool) -> list[tuple]:
     return cases
 
 
-@mask_workload("mask-nms", "mask NMS (IoU 0.5) and Matrix NMS (gaussian, sigma 2) on instance masks",
+@case_workload("mask-nms", "mask NMS (IoU 0.5) and Matrix NMS (gaussian, sigma 2) on instance masks",
                mask_nms_params)
 def mask_nms_case(env: Env, op: str, n: int, h: int, w: int) -> Case:
     masks = _inputs.instance_masks(n, h, w, seed=n, per_object=10)
@@ -346,7 +346,3 @@ def mask_nms_case(env: Env, op: str, n: int, h: int, w: int) -> Case:
     contenders += env.fastiou_variants("matrix_nms", (fm, fs, fl))
     return Case("mask-nms", op, f"{n}@{h}x{w}", "uint8", env.device, contenders, rtol=1e-5, atol=1e-6,
                 notes={"kernel": "gaussian", "sigma": 2.0, "labels": 4})
-
-
-__all__ = ["MASK_WORKLOADS", "torch_mask_iou", "np_mask_iou", "coco_encode", "coco_mask_iou",
-           "torch_mask_nms", "torch_matrix_nms"]

@@ -1,0 +1,98 @@
+"""``fastiou check``: the command line over ``fastiou.diagnostics.check``.
+
+Exit codes: 0 when the check ran (whatever it found); 1 with ``--strict`` when a record is bad
+(a finding of severity "error"); 2 on unusable input or arguments (a missing file, invalid JSON,
+an output path that cannot be written). Bad input never gives a traceback: a message names the
+file, the image id and the annotation id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastiou check",
+        description="Audit a COCO instances file for the annotation faults that make instance "
+                    "masks overlap: same-class and cross-class overlapping pairs, duplicates, "
+                    "crowd regions over instances, masks that disagree with their bbox or area, "
+                    "degenerate or out-of-image polygons, RLE of the wrong size, dangling ids.")
+    p.add_argument("annotations", metavar="ANNOTATIONS.json", help="COCO instances file (read only)")
+    p.add_argument("--images", metavar="DIR", help="image folder: the report draws over the images")
+    p.add_argument("--iou", type=float, default=0.5,
+                   help="mask IoU above which a pair is reported (default 0.5); also the crowd "
+                        "coverage (intersection over the instance) threshold")
+    p.add_argument("--box-iou", type=float, default=0.7,
+                   help="box IoU above which a same-class pair is reported (default 0.7)")
+    p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report DIR/index.html")
+    p.add_argument("--json", metavar="FILE", help="write every finding as JSON (schema "
+                                                  "fastiou.check/1, see fastiou.diagnostics)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local processes (default: all cores; small files run in one process)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on a dask.distributed scheduler")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when any record is bad (a finding of severity error)")
+    p.add_argument("--plain", action="store_true", help="plain-text table, even when rich is installed")
+    return p
+
+
+def _fail(msg: str) -> int:
+    print(f"fastiou check: {msg}", file=sys.stderr)
+    return 2
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from .api import check
+    from .coco import UnusableInput, load
+    from .report import Progress, print_summary, to_json_dict, write_html
+
+    for name, v in (("--iou", args.iou), ("--box-iou", args.box_iou)):
+        if not 0.0 <= v <= 1.0:
+            return _fail(f"{name}: expected a number in [0, 1], got {v}")
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers: expected a positive number, got {args.workers}")
+    if args.images and not os.path.isdir(args.images):
+        return _fail(f"--images: {args.images}: no such folder")
+    src = args.annotations
+    for opt, out in (("--json", args.json), ("--report", args.report)):
+        if out and (_same_file(src, out) or (opt == "--report" and os.path.isfile(out))):
+            return _fail(f"{opt} {out}: would overwrite {'the input file' if _same_file(src, out) else 'a file'}")
+    try:
+        data, source = load(src)
+    except UnusableInput as e:
+        return _fail(str(e))
+    bar = Progress()
+    try:
+        result = check(data, iou=args.iou, box_iou=args.box_iou, workers=args.workers,
+                       dask=args.dask, progress=bar, source=source)
+    except (RuntimeError, OSError) as e:  # dask missing or unreachable, processes failing to start
+        return _fail(str(e))
+    finally:
+        bar.close()
+    print_summary(result, plain=args.plain)
+    try:
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(to_json_dict(result), fh, indent=1)
+            print(f"findings written to {args.json}")
+        if args.report:
+            print(f"report written to {write_html(result, data, args.report, args.images)}")
+    except OSError as e:
+        return _fail(f"cannot write the output: {e}")
+    return 1 if args.strict and result.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

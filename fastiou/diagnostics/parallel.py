@@ -1,0 +1,151 @@
+"""The three engines of ``check``: this process, local processes, a dask.distributed cluster.
+
+Each engine runs ``audit.check_shard`` on consecutive ranges of images and puts the results back
+in image order, so the findings are the same list whatever the engine and the shard size. The
+process and dask engines pack each shard (``coco.pack``) as they send it, with a few shards per
+worker in flight, so the client's memory holds the dataset once, not twice. Worker
+processes run the compiled kernels on one thread each (the parallelism is across images).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from itertools import islice
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from . import coco as _coco
+from .audit import check_shard
+
+
+# With workers=None, datasets under this many annotations run in this process: starting worker
+# processes (a second or two) costs more than the whole check.
+_AUTO_SERIAL_BELOW = 20000
+
+
+def _one_thread():
+    """Worker initialiser: one OpenMP thread per process."""
+    try:
+        import fastiou
+        fastiou.set_num_threads(1)
+    except ImportError:  # numba-only install: nothing to set
+        pass
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _shard_size(n_images: int, n_workers: int, given) -> int:
+    if given:
+        return int(given)
+    # a few shards per worker (balance) of at least 16 images (per-task overhead)
+    return max(16, min(2000, -(-n_images // max(1, 4 * n_workers))))
+
+
+def _serial(shards, params, progress, total):
+    out, done = [], 0
+    for _, shard in shards:
+        out.append(check_shard(shard, params))
+        done += len(shard)
+        if progress:
+            progress(done, total)
+    return out
+
+
+def _processes(shards, params, n, progress, total):
+    results = [None] * len(shards)
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP threads
+    done, todo, window = 0, iter(enumerate(shards)), 3 * n  # packed shards in flight, at most
+    try:
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
+            running: dict = {}
+            while True:
+                for k, (_, shard) in islice(todo, window - len(running)):
+                    running[pool.submit(check_shard, _coco.pack(shard), params)] = k
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    k = running.pop(fut)
+                    results[k] = fut.result()
+                    done += len(shards[k][1])
+                    if progress:
+                        progress(done, total)
+    except BrokenProcessPool as e:
+        # (e.g. a __main__ that a spawned process cannot import: a script read from stdin)
+        raise RuntimeError(f"the worker processes failed ({e}); run with workers=1 (--workers 1)") \
+            from None
+    return results
+
+
+def _dask(shards, params, address, progress, total):
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError as e:
+        raise RuntimeError(f"--dask needs dask.distributed ({e}); pip install 'fastiou[diagnostics]'") \
+            from None
+    own = not isinstance(address, Client)
+    try:
+        client = Client(address, set_as_default=False, timeout="20s") if own else address
+    except (OSError, ValueError, TypeError) as e:  # (TimeoutError is an OSError)
+        raise RuntimeError(f"--dask {address}: cannot reach the dask scheduler ({e})") from None
+    try:
+        client.run(_one_thread)
+        n = max(1, len(client.scheduler_info()["workers"]))
+        todo, pos = iter(enumerate(shards)), {}
+        results, done = [None] * len(shards), 0
+
+        def submit(count):  # (packed shards in flight, at most: the client packs as they go)
+            out = []
+            for k, (_, shard) in islice(todo, count):
+                fut = client.submit(check_shard, _coco.pack(shard), params, pure=False)
+                pos[fut.key] = k
+                out.append(fut)
+            return out
+        queue = dask_completed(submit(3 * n), loop=client.loop)
+        for fut in queue:
+            k = pos.pop(fut.key)
+            results[k] = fut.result()
+            done += len(shards[k][1])
+            if progress:
+                progress(done, total)
+            for nxt in submit(1):
+                queue.add(nxt)
+        return results
+    finally:
+        if own:
+            client.close()
+
+
+def run(idx: _coco.Index, p, workers=None, dask=None, shard_size=None, progress=None):
+    """``(findings of every image in image order, engine name)``."""
+    params = p.to_dict()
+    total = len(idx.images)
+    if dask is not None:
+        try:
+            from distributed import Client
+            n = len(dask.scheduler_info()["workers"]) if isinstance(dask, Client) else 4
+        except ImportError:
+            n = 4
+        shards = _coco.shards(idx, _shard_size(total, n, shard_size))
+        name = dask if isinstance(dask, str) else getattr(dask, "scheduler", None) and \
+            getattr(dask.scheduler, "address", "client")
+        results = _dask(shards, params, dask, progress, total)
+        engine = f"dask ({name})"
+    else:
+        n = int(workers) if workers is not None else (
+            _cores() if idx.n_annotations >= _AUTO_SERIAL_BELOW else 1)
+        if n < 1:
+            raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
+        shards = _coco.shards(idx, _shard_size(total, n, shard_size))
+        if n == 1 or len(shards) < 2:
+            results, engine = _serial(shards, params, progress, total), "serial"
+        else:
+            n = min(n, len(shards))
+            results, engine = _processes(shards, params, n, progress, total), f"processes ({n})"
+    return [f for r in results for f in r], engine

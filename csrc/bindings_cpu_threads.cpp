@@ -136,6 +136,14 @@ Helper& helper() {
   return *h;
 }
 
+// Starts the team and gives each of its threads the C++ runtime's per-thread exception state
+// now: glibc allocates a library's thread-local data on first use, and aborts the process if
+// that allocation fails, so it must not wait for the first exception under memory pressure.
+void warm_team() {
+#pragma omp parallel
+  { (void)std::uncaught_exceptions(); }
+}
+
 void set_num_threads(long long n) {
   const int cap = max_threads();
   if (n < 1 || n > cap)
@@ -145,9 +153,14 @@ void set_num_threads(long long n) {
   if (g_forked_child.load()) {
     g_child_threads.store(static_cast<int>(n));
     if (!pthread_equal(pthread_self(), g_fork_thread)) set_omp_threads(static_cast<int>(n));
-    return;
+  } else {
+    set_omp_threads(static_cast<int>(n));
   }
-  set_omp_threads(static_cast<int>(n));
+  py::gil_scoped_release release;
+  if (g_forked_child.load())
+    run_in_child(warm_team);
+  else
+    warm_team();
 }
 
 int get_num_threads() {
@@ -175,6 +188,7 @@ void run_in_child(const std::function<void()>& fn) {
 }  // namespace fastiou
 
 void register_threads(py::module_& m) {
+  (void)std::uncaught_exceptions();  // this thread's exception state, while memory is there
   static bool registered = false;
   if (!registered) {
     pthread_atfork(nullptr, nullptr, [] { fastiou::bind::mark_child(); });

@@ -322,7 +322,7 @@ ladder("multiclass_nms", lambda: fastiou.multiclass_nms(mb, ms, 0.5, 0.05, 100, 
 def test_memory_masks():
     _memory_case("""
 m = np.random.default_rng(6).random((12, 1024, 1024)) > 0.5
-small = (0.25, 0.5, 1, 1.5, 2, 3, 4, 8)
+small = (1, 1.5, 2, 3, 4, 8)
 ladder("pack_masks", lambda: fastiou.pack_masks(m), small)
 pk = fastiou.pack_masks(m)
 ladder("resolve_overlaps", lambda: fastiou.resolve_overlaps(pk, np.arange(12.0)), small)

@@ -155,6 +155,7 @@ void register_masks(py::module_& m);  // csrc/bindings_cpu_masks.cpp
 void register_rle(py::module_& m);    // csrc/bindings_cpu_rle.cpp
 void register_threads(py::module_& m);  // csrc/bindings_cpu_threads.cpp
 void register_launch(py::module_& m); // csrc/bindings_cpu_launch.cpp
+void register_anchors(py::module_& m);  // csrc/bindings_cpu_anchors.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastiou CPU kernels (numpy arrays in, preallocated numpy outputs)";
@@ -172,4 +173,5 @@ PYBIND11_MODULE(_C, m) {
   register_masks(m);
   register_rle(m);
   register_launch(m);
+  register_anchors(m);
 }

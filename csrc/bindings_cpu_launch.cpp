@@ -40,6 +40,8 @@ py::dict launch_geometry() {
   FASTIOU_PUT(kMaskMatrixThreads);
   FASTIOU_PUT(kMaskLabelThreads);
   FASTIOU_PUT(kResolveThreads);
+  FASTIOU_PUT(kAnchorGridThreads);
+  FASTIOU_PUT(kIouMaxThreads);
 #undef FASTIOU_PUT
   return d;
 }

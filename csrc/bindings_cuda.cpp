@@ -307,6 +307,58 @@ void resolve_overlaps(std::uintptr_t bits, std::uintptr_t scores, std::uintptr_t
                                  stream_of(stream));
 }
 
+// Anchors and matching (csrc/cuda/anchors.cu, box_iou_max.cu).
+void anchor_grid(const std::string& dtype, std::uintptr_t cells, std::uintptr_t levels,
+                 std::uintptr_t strides, index_t nlev, double offset, std::uintptr_t out,
+                 index_t total, std::uintptr_t stream, int device) {
+  check_sizes({nlev, total});
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  if (f64)
+    fastiou::anchor_grid_cuda<double>(ptr<const double>(cells), ptr<const long long>(levels),
+                                      ptr<const double>(strides), nlev, offset, ptr<double>(out), total,
+                                      stream_of(stream));
+  else
+    fastiou::anchor_grid_cuda<float>(ptr<const float>(cells), ptr<const long long>(levels),
+                                     ptr<const double>(strides), nlev, offset, ptr<float>(out), total,
+                                     stream_of(stream));
+}
+
+void box_iou_max(const std::string& dtype, std::uintptr_t b1, index_t batch1, std::uintptr_t b2,
+                 std::uintptr_t counts, index_t batch, index_t n, index_t m, std::uintptr_t values,
+                 std::uintptr_t indices, std::uintptr_t stream, int device) {
+  check_sizes({batch1, batch, n, m});
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  if (f64)
+    fastiou::box_iou_max_cuda<double>(ptr<const double>(b1), batch1, ptr<const double>(b2),
+                                      ptr<const long long>(counts), batch, n, m, ptr<double>(values),
+                                      ptr<long long>(indices), stream_of(stream));
+  else
+    fastiou::box_iou_max_cuda<float>(ptr<const float>(b1), batch1, ptr<const float>(b2),
+                                     ptr<const long long>(counts), batch, n, m, ptr<float>(values),
+                                     ptr<long long>(indices), stream_of(stream));
+}
+
+void match_boxes(const std::string& dtype, std::uintptr_t anchors, index_t batch1, std::uintptr_t gt,
+                 std::uintptr_t counts, index_t batch, index_t n, index_t m, double high, double low,
+                 bool lowq, std::uintptr_t matches, std::uintptr_t stream, int device) {
+  check_sizes({batch1, batch, n, m});
+  const bool f64 = is_f64(dtype);
+  py::gil_scoped_release release;
+  DeviceGuard guard(device);
+  if (f64)
+    fastiou::match_boxes_cuda<double>(ptr<const double>(anchors), batch1, ptr<const double>(gt),
+                                      ptr<const long long>(counts), batch, n, m, high, low, lowq,
+                                      ptr<long long>(matches), stream_of(stream));
+  else
+    fastiou::match_boxes_cuda<float>(ptr<const float>(anchors), batch1, ptr<const float>(gt),
+                                     ptr<const long long>(counts), batch, n, m, high, low, lowq,
+                                     ptr<long long>(matches), stream_of(stream));
+}
+
 int device_count() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
@@ -350,6 +402,9 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("mask_nms", &mask_nms);
   m.def("mask_matrix_nms", &mask_matrix_nms);
   m.def("resolve_overlaps", &resolve_overlaps);
+  m.def("anchor_grid", &anchor_grid);
+  m.def("box_iou_max", &box_iou_max);
+  m.def("match_boxes", &match_boxes);
   m.def("device_count", &device_count);
   m.def("build_info", &build_info);
 }

@@ -16,6 +16,8 @@ from .boxes import (box_area, box_convert, box_ioa, box_iou, box_iou_aligned, co
 from .nms import (MulticlassNMSResult, batched_nms, matrix_nms, multiclass_nms, nms, nms_sweep,
                   soft_nms)
 from .masks import PackedMasks, mask_iou, mask_nms, pack_masks, resolve_overlaps
+from .anchors import (AnchorFit, AnchorGenerator, AnchorSuggestion, anchor_fit, box_iou_max,
+                      match_boxes, suggest_anchors)
 from . import compat, rle  # noqa: E402  (fastiou.rle: COCO run-length masks)
 
 __version__ = "0.1.0"
@@ -24,7 +26,9 @@ __all__ = ["InputError", "backends", "use_backend", "info", "set_num_threads", "
            "generalized_box_iou", "distance_box_iou", "complete_box_iou", "box_ioa",
            "box_iou_aligned", "masks_to_boxes", "nms", "batched_nms", "nms_sweep", "soft_nms",
            "matrix_nms", "multiclass_nms", "MulticlassNMSResult", "PackedMasks", "pack_masks",
-           "mask_iou", "mask_nms", "resolve_overlaps", "rle", "compat", "__version__"]
+           "mask_iou", "mask_nms", "resolve_overlaps", "AnchorGenerator", "box_iou_max",
+           "match_boxes", "anchor_fit", "AnchorFit", "suggest_anchors", "AnchorSuggestion", "rle",
+           "compat", "__version__"]
 
 
 _import_pid = _os.getpid()  # fastiou._C compares it with its own pid: loaded in a forked child?

@@ -778,92 +778,32 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
 
 // ------------------------------------------------------------------------------ polygons
 
-namespace {
-
-// Calls point(u, v) for the steps d = 0 .. last of an edge that can give a boundary point: the
-// first one (it follows the previous edge) and those whose u lies in [ulo, uhi] (point emits
-// only there, and only where u changes), each after the state of its predecessor is set; ends
-// with the state of step `last`. The same points, in the same order, as visiting every step,
-// but the steps outside the image (coordinates up to 2**27) are skipped by bisection, since
-// u(d) is monotone.
-template <typename UV, typename Point>
-void walk_edge(int last, UV& uv, int64_t ulo, int64_t uhi, Point& point, bool& have_prev,
-               int& pu, int& pv) {
-  int u, v;
-  uv(0, &u, &v);
-  point(u, v);
-  if (last == 0) return;
-  int ul, vl;
-  uv(last, &ul, &vl);
-  const bool up = ul >= u;  // direction of u along the edge
-  auto before = [&](int64_t uu) { return up ? uu < ulo : uu > uhi; };  // not yet in the window
-  auto after = [&](int64_t uu) { return up ? uu > uhi : uu < ulo; };   // past the window
-  auto ux = [&](int d) {
-    int uu, vv;
-    uv(d, &uu, &vv);
-    return uu;
-  };
-  // Steps [da, db] of d >= 1 are those in the window (binary searches on the monotone u).
-  int lo = 1, hi = last + 1;
-  while (lo < hi) {
-    const int mid = lo + (hi - lo) / 2;
-    if (before(ux(mid))) lo = mid + 1; else hi = mid;
+// Sorts the boundary points a = column * h + row (and the final h * w) of a polygon: a counting
+// sort by column, then each column's few rows in place; linear where a comparison sort of the
+// thousands of points of a large polygon was most of its rasterisation time.
+static void sort_boundary_points(std::vector<uint32_t>* pts, index_t h, index_t w) {
+  std::vector<uint32_t>& a = *pts;
+  const size_t n = a.size();
+  if (n < 64 || static_cast<size_t>(w) > 4 * n) {
+    std::sort(a.begin(), a.end());
+    return;
   }
-  const int da = lo;
-  hi = last + 1;
-  while (lo < hi) {
-    const int mid = lo + (hi - lo) / 2;
-    if (!after(ux(mid))) lo = mid + 1; else hi = mid;
-  }
-  const int db = lo - 1;
-  if (da <= db) {
-    int up_, vp_;
-    uv(da - 1, &up_, &vp_);
-    pu = up_;
-    pv = vp_;
-    have_prev = true;
-    const int64_t changes = std::abs(static_cast<int64_t>(ux(db)) - ux(da)) + 1;
-    if (db - da < 4 * changes + 64) {
-      for (int d = da; d <= db; ++d) {  // u changes at most steps: every one, in order
-        int uc, vc;
-        uv(d, &uc, &vc);
-        point(uc, vc);
-      }
-    } else {
-      // Few changes over many steps (an edge along the longer y axis): jump from change to
-      // change, galloping then bisecting; between changes point() emits nothing.
-      int d = da;
-      while (d <= db) {
-        int uc, vc;
-        uv(d, &uc, &vc);
-        point(uc, vc);
-        int64_t step = 1;
-        int a = d;
-        while (static_cast<int64_t>(a) + step <= db && ux(static_cast<int>(a + step)) == uc) {
-          a = static_cast<int>(a + step);
-          step *= 2;
-        }
-        int b = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(a) + step, db + 1));
-        while (b - a > 1) {  // u(a) == uc, u(b) != uc or b = db + 1
-          const int mid = a + (b - a) / 2;
-          if (ux(mid) == uc) a = mid; else b = mid;
-        }
-        d = b;
-        if (d <= db) {  // its predecessor, d - 1, has u = uc
-          int uq, vq;
-          uv(d - 1, &uq, &vq);
-          pu = uq;
-          pv = vq;
-        }
-      }
+  const uint32_t hh = static_cast<uint32_t>(h);
+  std::vector<uint32_t> start(static_cast<size_t>(w) + 2, 0), out(n);
+  for (uint32_t v : a) ++start[std::min<size_t>(v / hh, static_cast<size_t>(w)) + 1];
+  for (size_t c = 1; c < start.size(); ++c) start[c] += start[c - 1];
+  std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+  for (uint32_t v : a) out[fill[std::min<size_t>(v / hh, static_cast<size_t>(w))]++] = v;
+  for (size_t c = 0; c + 1 < start.size(); ++c) {  // insertion sort within a column
+    for (uint32_t i = start[c] + 1; i < start[c + 1]; ++i) {
+      const uint32_t v = out[i];
+      uint32_t j = i;
+      for (; j > start[c] && out[j - 1] > v; --j) out[j] = out[j - 1];
+      out[j] = v;
     }
   }
-  pu = ul;
-  pv = vl;
-  have_prev = true;
+  a.swap(out);
 }
-
-}  // namespace
 
 void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
                           std::vector<uint32_t>* out) {
@@ -905,9 +845,6 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     pu = u;
     pv = v;
   };
-  // Only steps whose u lies in [ulo, uhi] can give a boundary point (5 x + 2 or one past it,
-  // x a column of the image); the others only become the previous step of the next one.
-  const int64_t ulo = 2, uhi = 5 * static_cast<int64_t>(w) - 2;
   for (index_t j = 0; j < k; ++j) {
     int xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
     const int dx = std::abs(xe - xs), dy = std::abs(ys - ye);
@@ -920,24 +857,77 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     // that point's v is never read (its u equals both neighbours'), so take s = 0 instead.
     const double s = dx >= dy ? (dx ? static_cast<double>(ye - ys) / dx : 0.0)
                               : static_cast<double>(xe - xs) / dy;
-    const int last = dx >= dy ? dx : dy;
-    // Step d of pycocotools' walk, exactly as it computes it: u = t + xs, v = round(ys + s t)
-    // when x is the longer axis, else u = round(xs + s t), v = t + ys (t = d, or last - d when
-    // flipped). u is monotone in d (each operation rounds monotonically).
-    auto uv = [&](int d, int* u, int* v) {
-      const int t = flip ? last - d : d;
-      if (dx >= dy) {
-        *u = t + xs;
-        *v = static_cast<int>(ys + s * t + .5);
-      } else {
-        *u = static_cast<int>(xs + s * t + .5);
-        *v = t + ys;
+    if (dx >= dy) {
+      // Along an x-major edge u moves by one every step, so the steps form the pairs
+      // (c, c + 1) for every c in [xs, xe), in either direction, each with v(u) =
+      // (int)(ys + s (u - xs) + .5). A pair is a boundary point only where c = 5 q + 2 is a
+      // pixel column q of the image: visit those c alone (a fifth of the steps, and none off the
+      // image), then continue from the edge's last point. Points are sorted afterwards, so the
+      // order they are found in does not matter; the step into the edge's first point goes
+      // through point() as before.
+      const int t0 = flip ? dx : 0, t1 = flip ? 0 : dx;
+      point(t0 + xs, static_cast<int>(ys + s * t0 + .5));
+      int64_t c = static_cast<int64_t>(xs) + ((2 - static_cast<int64_t>(xs)) % 5 + 5) % 5;
+      if (c < 2) c = 2;  // column 0
+      const int64_t c_end = std::min<int64_t>(static_cast<int64_t>(xe) - 1, 5 * (static_cast<int64_t>(w) - 1) + 2);
+      for (; c <= c_end; c += 5) {
+        const int va = static_cast<int>(ys + s * static_cast<int>(c - xs) + .5);
+        const int vb = static_cast<int>(ys + s * static_cast<int>(c + 1 - xs) + .5);
+        double yd = static_cast<double>(va < vb ? va : vb);
+        yd = (yd + .5) / scale - .5;
+        if (yd < 0) yd = 0;
+        else if (yd > hmax) yd = hmax;
+        yd = std::ceil(yd);
+        a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + static_cast<int64_t>(yd)));
       }
-    };
-    walk_edge(last, uv, ulo, uhi, point, have_prev, pu, pv);
+      have_prev = true;
+      pu = t1 + xs;
+      pv = static_cast<int>(ys + s * t1 + .5);
+    } else {
+      // Along a y-major edge u(t) = (int)(xs + s t + .5) moves by at most one a step (|s| < 1),
+      // and only a step where it crosses between c and c + 1 (c = 5 q + 2, a pixel column)
+      // can be a boundary point: find each such step t directly (an estimate, corrected by
+      // evaluating u exactly as the walk does) instead of walking all dy + 1 steps. The pair is
+      // (t - 1, t) whatever the walk's direction, so its lower v is t - 1 + ys.
+      const int t0 = flip ? dy : 0, t1 = flip ? 0 : dy;
+      point(static_cast<int>(xs + s * t0 + .5), t0 + ys);
+      auto u_at = [&](int t) { return static_cast<int>(xs + s * t + .5); };
+      const int u_begin = u_at(0), u_end = u_at(dy);
+      if (u_end != u_begin) {
+        const bool up = u_end > u_begin;
+        const int64_t lo = up ? u_begin : u_end, hi = (up ? u_end : u_begin) - 1;  // c in [lo, hi]
+        int64_t c = lo + ((2 - lo) % 5 + 5) % 5;
+        if (c < 2) c = 2;
+        const int64_t c_end = std::min<int64_t>(hi, 5 * (static_cast<int64_t>(w) - 1) + 2);
+        for (; c <= c_end; c += 5) {
+          // the first t with u(t) past the crossing: >= c + 1 going up, <= c going down
+          double est = std::ceil((static_cast<double>(c) + .5 - xs) / s);
+          if (!(est >= 1)) est = 1;  // also catches NaN
+          if (est > dy) est = dy;
+          int t = static_cast<int>(est);
+          if (up) {
+            while (t > 1 && u_at(t - 1) >= c + 1) --t;
+            while (t <= dy && u_at(t) < c + 1) ++t;
+          } else {
+            while (t > 1 && u_at(t - 1) <= c) --t;
+            while (t <= dy && u_at(t) > c) ++t;
+          }
+          if (t > dy) continue;
+          double yd = static_cast<double>(t - 1 + ys);
+          yd = (yd + .5) / scale - .5;
+          if (yd < 0) yd = 0;
+          else if (yd > hmax) yd = hmax;
+          yd = std::ceil(yd);
+          a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + static_cast<int64_t>(yd)));
+        }
+      }
+      have_prev = true;
+      pu = u_at(t1);
+      pv = t1 + ys;
+    }
   }
   a.push_back(static_cast<uint32_t>(h * w));
-  std::sort(a.begin(), a.end());
+  sort_boundary_points(&a, h, w);
   uint32_t p = 0;
   for (uint32_t& t : a) {
     const uint32_t cur = t;

@@ -161,3 +161,37 @@ def mask_matrix_nms(bits, boxes, areas, scores, labels, kernel, sigma, out, *, s
 def resolve_overlaps(bits, scores, out_bits, *, stream):
     n, h, ww = bits.shape
     _ext.resolve_overlaps(bits.ptr, scores.ptr, out_bits.ptr, n, h, ww, stream, bits.device)
+
+
+# Anchors and matching.
+
+def anchor_grid(cells, levels, strides, offset, out, *, stream):
+    nlev = levels.shape[0]
+    _check(cells.shape[1:] == (4,) and levels.shape == (nlev, 5) and levels.dtype == "int64"
+           and strides.shape == (nlev, 2) and strides.dtype == "float64" and out.shape[1:] == (4,)
+           and cells.dtype == out.dtype, "anchor_grid")
+    _ext.anchor_grid(cells.dtype, cells.ptr, levels.ptr, strides.ptr, nlev, float(offset), out.ptr,
+                     out.shape[0], stream, cells.device)
+
+
+def _pair_check(rows, cols, counts, what):
+    batch, m = cols.shape[0], cols.shape[1]
+    _check(len(rows.shape) == 3 and rows.shape[2] == 4 and rows.shape[0] in (1, batch)
+           and cols.shape == (batch, m, 4) and rows.dtype == cols.dtype
+           and counts.shape == (batch,) and counts.dtype == "int64", what)
+    return rows.shape[0], batch, rows.shape[1], m
+
+
+def box_iou_max(boxes1, boxes2, counts, values, indices, *, stream):
+    b1, batch, n, m = _pair_check(boxes1, boxes2, counts, "box_iou_max")
+    _check(values.shape == indices.shape == (batch, n) and values.dtype == boxes1.dtype
+           and indices.dtype == "int64", "box_iou_max")
+    _ext.box_iou_max(boxes1.dtype, boxes1.ptr, b1, boxes2.ptr, counts.ptr, batch, n, m, values.ptr,
+                     indices.ptr, stream, boxes1.device)
+
+
+def match_boxes(anchors, gt, counts, high, low, allow_low_quality_matches, matches, *, stream):
+    b1, batch, n, m = _pair_check(anchors, gt, counts, "match_boxes")
+    _check(matches.shape == (batch, n) and matches.dtype == "int64", "match_boxes")
+    _ext.match_boxes(anchors.dtype, anchors.ptr, b1, gt.ptr, counts.ptr, batch, n, m, float(high),
+                     float(low), bool(allow_low_quality_matches), matches.ptr, stream, anchors.device)

@@ -505,3 +505,63 @@ def resolve_overlaps(bits, scores, out_bits, *, stream):
         _kernel("resolve_overlaps.cuh", "fastiou::resolve_overlaps_kernel")(
             (_grid_for(h * ww, _RESOLVE_THREADS),), (_RESOLVE_THREADS,),
             (_view(bits), order, np.int64(n), np.int64(h * ww), _view(out_bits)))
+
+
+# Anchors and matching (kernels: anchors.cuh, box_iou_max.cuh; launch shapes as anchors.cu and
+# box_iou_max.cu).
+_IOU_MAX_THREADS = _G["kIouMaxThreads"]
+_ANCHOR_GRID_THREADS = _G["kAnchorGridThreads"]
+
+
+def anchor_grid(cells, levels, strides, offset, out, *, stream):
+    total, nlev = out.shape[0], levels.shape[0]
+    assert levels.shape == (nlev, 5) and strides.shape == (nlev, 2) and cells.dtype == out.dtype
+    if total == 0 or nlev == 0:
+        return
+    _launch("anchors.cuh", f"fastiou::anchor_grid_kernel<{_TYPES[out.dtype]}>", _grid_for(total, _ANCHOR_GRID_THREADS),
+            _ANCHOR_GRID_THREADS, out.device, stream,
+            (_view(cells), _view(levels), _view(strides), np.int64(nlev), np.float64(offset), _view(out),
+             np.int64(total)))
+
+
+def _iou_max_grid(n: int, batch: int):
+    if batch > 65535:
+        raise RuntimeError("box_iou_max: at most 65535 items per call on the GPU")
+    return (-(-n // _IOU_MAX_THREADS), batch)
+
+
+def box_iou_max(boxes1, boxes2, counts, values, indices, *, stream):
+    batch, m = boxes2.shape[0], boxes2.shape[1]
+    n = boxes1.shape[1]
+    assert values.shape == indices.shape == (batch, n) and counts.shape == (batch,)
+    if batch * n == 0:
+        return
+    T = _SCALAR[boxes1.dtype]
+    with cp.cuda.Device(boxes1.device), _external_stream(stream, boxes1.device):
+        _kernel("box_iou_max.cuh", f"fastiou::iou_max_rows_kernel<{_TYPES[boxes1.dtype]}>")(
+            _iou_max_grid(n, batch), (_IOU_MAX_THREADS,),
+            (_view(boxes1), np.int64(boxes1.shape[0]), _view(boxes2), _view(counts), np.int64(n), np.int64(m),
+             _view(values), _view(indices), np.uint64(0), np.int32(0), T(0), T(0)))
+
+
+def match_boxes(anchors, gt, counts, high, low, allow_low_quality_matches, matches, *, stream):
+    batch, m = gt.shape[0], gt.shape[1]
+    n = anchors.shape[1]
+    assert matches.shape == (batch, n) and counts.shape == (batch,)
+    if batch * n == 0:
+        return
+    T = _SCALAR[anchors.dtype]
+    t = _TYPES[anchors.dtype]
+    grid = _iou_max_grid(n, batch)
+    with cp.cuda.Device(anchors.device), _external_stream(stream, anchors.device):
+        best = cp.empty((batch, n), dtype=anchors.dtype)
+        colmax = cp.zeros((batch, max(m, 1)), dtype=cp.uint64) if allow_low_quality_matches else None
+        _kernel("box_iou_max.cuh", f"fastiou::iou_max_rows_kernel<{t}>")(
+            grid, (_IOU_MAX_THREADS,),
+            (_view(anchors), np.int64(anchors.shape[0]), _view(gt), _view(counts), np.int64(n), np.int64(m),
+             best, _view(matches), colmax if colmax is not None else np.uint64(0), np.int32(1), T(low), T(high)))
+        if colmax is not None:
+            _kernel("box_iou_max.cuh", f"fastiou::iou_lowq_kernel<{t}>")(
+                grid, (_IOU_MAX_THREADS,),
+                (_view(anchors), np.int64(anchors.shape[0]), _view(gt), _view(counts), np.int64(n), np.int64(m),
+                 colmax, _view(matches)))

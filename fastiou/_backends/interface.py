@@ -139,6 +139,21 @@ OPS = (
        Scalar("name", str), returns="object", backends=HOST),
     Op("rle_from_counts", Scalar("counts", list), Array("sizes", "N 2", "int64"),
        Scalar("name", str), returns="object", backends=HOST),
+
+    # ---- anchors and matching (anchors.cpp, box_iou_max.cpp; math in anchor_math.h)
+    Op("anchor_grid",  # every level's anchors in one pass, centres at (x + offset) * stride
+       Array("cells", "C 4", FLOAT),        # the levels' cell anchors, level l from row levels[l, 3]
+       Array("levels", "L 5", "int64"),     # H, W, A, first cell row, first output row
+       Array("strides", "L 2", "float64"),  # stride_h, stride_w
+       Scalar("offset", float), Array("out", "N 4", "=cells", out=True)),
+    Op("box_iou_max",  # each row's best IoU and first best column; boxes1 shared (1) or per item
+       Array("boxes1", "* N 4", FLOAT), Array("boxes2", "B M 4", "=boxes1"),
+       Array("counts", "B", "int64"),       # valid rows of each item of boxes2
+       Array("values", "B N", "=boxes1", out=True), Array("indices", "B N", "int64", out=True)),
+    Op("match_boxes",  # torchvision's Matcher on the IoU, without the N x M matrix
+       Array("anchors", "* N 4", FLOAT), Array("gt", "B M 4", "=anchors"),
+       Array("counts", "B", "int64"), Scalar("high", float), Scalar("low", float),
+       Scalar("allow_low_quality_matches", bool), Array("matches", "B N", "int64", out=True)),
 )
 
 BY_NAME = {op.name: op for op in OPS}

@@ -33,6 +33,9 @@ INSTANCES = {
     "mask_nms.cuh": ["fastiou::mask_nms_bitmask_kernel", "fastiou::mask_rank_labels_kernel",
                      "fastiou::mask_matrix_comp_kernel", "fastiou::mask_matrix_decay_kernel"],
     "resolve_overlaps.cuh": ["fastiou::resolve_overlaps_kernel"],
+    "anchors.cuh": [f"fastiou::anchor_grid_kernel<{t}>" for t in ("float", "double")],
+    "box_iou_max.cuh": [f"fastiou::{k}<{t}>" for k in ("iou_max_rows_kernel", "iou_lowq_kernel")
+                        for t in ("float", "double")],
     "multiclass_nms.cuh": ["fastiou::mc_sort_kernel"]
                           + [f"fastiou::mc_{k}_kernel<{t}>" for k in ("candidates", "nms", "select")
                              for t in ("float", "double")],

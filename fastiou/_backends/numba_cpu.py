@@ -6,8 +6,10 @@ what more than one op uses is in ``numba_common`` and the box geometry of
 functions the dispatcher calls (fastiou/_backends/__init__.py lists them).
 """
 
+from .numba_anchors import anchor_grid
 from .numba_box_elementwise import box_area, box_convert
 from .numba_box_iou import box_aligned, box_pairwise
+from .numba_box_iou_max import box_iou_max, match_boxes
 from .numba_mask_iou import mask_iou
 from .numba_mask_nms import mask_matrix_nms, mask_nms
 from .numba_mask_pack import pack_masks, packed_stats, unpack_masks
@@ -21,6 +23,7 @@ from .numba_rle import (rle_area, rle_box_iou, rle_decode, rle_encode, rle_from_
 from .numba_soft_nms import soft_nms
 
 __all__ = [
+    "anchor_grid", "box_iou_max", "match_boxes",
     "box_aligned", "box_area", "box_convert", "box_pairwise", "mask_iou", "mask_matrix_nms",
     "mask_nms", "masks_to_boxes", "matrix_nms", "multiclass_nms", "nms", "nms_sweep",
     "pack_masks", "packed_stats", "resolve_overlaps", "rle_area", "rle_box_iou", "rle_decode",

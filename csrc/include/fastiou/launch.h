@@ -45,6 +45,9 @@ constexpr int kMaskIouFinalizeThreads = 256;
 constexpr int kMaskMatrixThreads = 256;
 constexpr int kMaskLabelThreads = 256;
 constexpr int kResolveThreads = 256;
+// anchors.cuh, box_iou_max.cuh
+constexpr int kAnchorGridThreads = 256;  // a thread per output box
+constexpr int kIouMaxThreads = 256;      // threads per block = rows per block = columns per tile
 
 #if !defined(__CUDACC_RTC__)
 // Threads of a box_pairwise block: narrow outputs get narrow blocks so few threads idle.

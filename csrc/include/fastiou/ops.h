@@ -203,4 +203,35 @@ void resolve_overlaps_cuda(const unsigned long long* bits, const double* scores,
 index_t nms_bitmask_reduce_cuda(const unsigned long long* mask, index_t n, const index_t* order, index_t* keep,
                                 void* stream);
 
+// Anchors and matching (csrc/cpu/anchors.cpp, box_iou_max.cpp; csrc/cuda/anchors.cu,
+// box_iou_max.cu; math in fastiou/anchor_math.h). levels (nlev, 5) int64: H, W, A, first row of
+// the level's cell anchors in `cells` (rows of 4), first output row; strides (nlev, 2): stride_h,
+// stride_w; out (sum H*W*A, 4).
+template <typename T>
+void anchor_grid_cpu(const T* cells, const int64_t* levels, const double* strides, index_t nlev,
+                     double offset, T* out);
+template <typename T>
+void anchor_grid_cuda(const T* cells, const long long* levels, const double* strides, index_t nlev,
+                      double offset, T* out, index_t total, void* stream);
+// Row maxima of IoU(boxes1[b], boxes2[b, :counts[b]]) without the matrix: boxes1 (batch1, n, 4)
+// with batch1 = 1 (shared by every item) or batch; boxes2 (batch, m, 4); values / indices
+// (batch, n); an item with no columns gives 0 / -1.
+template <typename T>
+void box_iou_max_cpu(const T* boxes1, index_t batch1, const T* boxes2, const int64_t* counts,
+                     index_t batch, index_t n, index_t m, T* values, int64_t* indices);
+template <typename T>
+void box_iou_max_cuda(const T* boxes1, index_t batch1, const T* boxes2, const long long* counts,
+                      index_t batch, index_t n, index_t m, T* values, long long* indices,
+                      void* stream);
+// torchvision's Matcher on IoU(anchors[b], gt[b, :counts[b]]) without the matrix: matches
+// (batch, n) int64; an item with no gt gives all -1.
+template <typename T>
+void match_boxes_cpu(const T* anchors, index_t batch1, const T* gt, const int64_t* counts,
+                     index_t batch, index_t n, index_t m, double high, double low, bool lowq,
+                     int64_t* matches);
+template <typename T>
+void match_boxes_cuda(const T* anchors, index_t batch1, const T* gt, const long long* counts,
+                      index_t batch, index_t n, index_t m, double high, double low, bool lowq,
+                      long long* matches, void* stream);
+
 }  // namespace fastiou

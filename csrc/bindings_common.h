@@ -4,13 +4,64 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <functional>
+#include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
+
+#include "cpu/cpu_common.h"
 
 namespace fastiou {
 namespace bind {
 
 namespace py = pybind11;
+
+// ------------------------------------------------------------------ threads and fork (threads.cpp)
+
+// Set in a process made by fork() from one that had loaded fastiou._C (pthread_atfork), or told
+// so by fastiou's os.register_at_fork hook.
+extern std::atomic<bool> g_forked_child;
+
+// In a forked child: runs fn with the thread count set there (fastiou.set_num_threads; 1 until
+// then). libgomp's thread pool of the thread that forked is not fork-safe (a parallel region of
+// more than one thread waits forever for workers that do not exist in the child), so on that
+// thread fn runs on a helper thread of the child, whose pool is its own.
+void run_in_child(const std::function<void()>& fn);
+
+// Runs a kernel call without the GIL, fork-safely; returns what fn returns. fn must not touch
+// Python objects.
+template <typename F>
+auto released(F&& fn) -> decltype(fn()) {
+  py::gil_scoped_release release;
+  if (!g_forked_child.load(std::memory_order_relaxed)) return fn();
+  using R = decltype(fn());
+  if constexpr (std::is_void_v<R>) {
+    run_in_child([&fn] { fn(); });
+  } else {
+    R r{};
+    run_in_child([&fn, &r] { r = fn(); });
+    return r;
+  }
+}
+
+// released(fn), with an allocation failure that does not say its size (a std::bad_alloc that is
+// not OutOfMemory) raised as MemoryError(what()); what() must not touch Python objects.
+template <typename What, typename F>
+auto released_named(What&& what, F&& fn) -> decltype(fn()) {
+  return released([&] { return oom_named(what, fn); });
+}
+
+// "op: out of memory working on <parts...>", numbers and strings in order.
+template <typename... Parts>
+std::string oom_text(const char* op, const Parts&... parts) {
+  std::ostringstream os;
+  os << op << ": out of memory working on ";
+  (os << ... << parts);
+  return os.str();
+}
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";

@@ -42,8 +42,9 @@ void box_pairwise_t(const py::array& b1, const py::array& b2, const py::array& o
   const T* p2 = checked<T>(b2, "boxes2", {batch, -1, 4}, false);
   const index_t m = b2.shape(1);
   T* po = checked<T>(out, "out", {batch, n, m}, true);
-  py::gil_scoped_release release;
-  fastiou::box_pairwise_cpu<T>(p1, p2, po, batch, n, m, mode, fmt, static_cast<T>(eps));
+  fastiou::bind::released([&] {
+    fastiou::box_pairwise_cpu<T>(p1, p2, po, batch, n, m, mode, fmt, static_cast<T>(eps));
+  });
 }
 
 void box_pairwise(const py::array& b1, const py::array& b2, const py::array& out, int mode,
@@ -62,8 +63,9 @@ void box_aligned_t(const py::array& b1, const py::array& b2, const py::array& ou
   const index_t n = b1.shape(0);
   const T* p2 = checked<T>(b2, "boxes2", {n, 4}, false);
   T* po = checked<T>(out, "out", {n}, true);
-  py::gil_scoped_release release;
-  fastiou::box_aligned_cpu<T>(p1, p2, po, n, mode, fmt, static_cast<T>(eps));
+  fastiou::bind::released([&] {
+    fastiou::box_aligned_cpu<T>(p1, p2, po, n, mode, fmt, static_cast<T>(eps));
+  });
 }
 
 void box_aligned(const py::array& b1, const py::array& b2, const py::array& out, int mode,
@@ -80,8 +82,9 @@ void box_area_t(const py::array& b, const py::array& out, int fmt) {
   const T* p = checked<T>(b, "boxes", {-1, 4}, false);
   const index_t n = b.shape(0);
   T* po = checked<T>(out, "out", {n}, true);
-  py::gil_scoped_release release;
-  fastiou::box_area_cpu<T>(p, po, n, fmt);
+  fastiou::bind::released([&] {
+    fastiou::box_area_cpu<T>(p, po, n, fmt);
+  });
 }
 
 void box_area(const py::array& b, const py::array& out, int fmt) {
@@ -99,8 +102,9 @@ void box_convert_t(const py::array& b, const py::array& out, int in_fmt, int out
   T* po = checked<T>(out, "out", {n, 4}, true);
   if (static_cast<const void*>(p) == static_cast<const void*>(po))
     throw py::value_error("out: must not alias boxes");
-  py::gil_scoped_release release;
-  fastiou::box_convert_cpu<T>(p, po, n, in_fmt, out_fmt);
+  fastiou::bind::released([&] {
+    fastiou::box_convert_cpu<T>(p, po, n, in_fmt, out_fmt);
+  });
 }
 
 void box_convert(const py::array& b, const py::array& out, int in_fmt, int out_fmt) {
@@ -115,8 +119,9 @@ void masks_to_boxes(const py::array& masks, const py::array& out) {
   const uint8_t* pm = checked<uint8_t>(masks, "masks", {-1, -1, -1}, false);
   const index_t n = masks.shape(0), h = masks.shape(1), w = masks.shape(2);
   float* po = checked<float>(out, "out", {n, 4}, true);
-  py::gil_scoped_release release;
-  fastiou::masks_to_boxes_cpu(pm, po, n, h, w);
+  fastiou::bind::released([&] {
+    fastiou::masks_to_boxes_cpu(pm, po, n, h, w);
+  });
 }
 
 py::dict build_info() {
@@ -148,6 +153,7 @@ py::dict build_info() {
 void register_nms(py::module_& m);    // csrc/bindings_cpu_nms.cpp
 void register_masks(py::module_& m);  // csrc/bindings_cpu_masks.cpp
 void register_rle(py::module_& m);    // csrc/bindings_cpu_rle.cpp
+void register_threads(py::module_& m);  // csrc/bindings_cpu_threads.cpp
 void register_launch(py::module_& m); // csrc/bindings_cpu_launch.cpp
 void register_anchors(py::module_& m);  // csrc/bindings_cpu_anchors.cpp
 
@@ -162,19 +168,7 @@ PYBIND11_MODULE(_C, m) {
         py::arg("out_fmt"));
   m.def("masks_to_boxes", &masks_to_boxes, py::arg("masks"), py::arg("out"));
   m.def("build_info", &build_info);
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("num_threads: expected a positive integer");
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-  }, py::arg("num_threads"));
-  m.def("get_num_threads", []() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-  });
+  register_threads(m);
   register_nms(m);
   register_masks(m);
   register_rle(m);

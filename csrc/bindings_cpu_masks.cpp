@@ -64,16 +64,20 @@ void mask_pack(const py::array& masks, const py::array& bits, const py::array& b
   uint64_t* pb = bits_ptr(bits, "bits", {n, h, ww}, true);
   int32_t* px = checked<int32_t>(boxes, "boxes", {n, 4}, true);
   int64_t* pa = checked<int64_t>(areas, "areas", {n}, true);
-  py::gil_scoped_release release;
-  fastiou::mask_pack_cpu(pm, pb, px, pa, n, h, w);
+  auto what = [&] { return fastiou::bind::oom_text("pack_masks", n, " masks of ", h, " x ", w); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::mask_pack_cpu(pm, pb, px, pa, n, h, w);
+  });
 }
 
 void mask_unpack(const py::array& bits, const py::array& out) {
   uint8_t* po = checked<uint8_t>(out, "out", {-1, -1, -1}, true);
   const index_t n = out.shape(0), h = out.shape(1), w = out.shape(2);
   const uint64_t* pb = bits_ptr(bits, "bits", {n, h, fastiou::mask_words(w)}, false);
-  py::gil_scoped_release release;
-  fastiou::mask_unpack_cpu(pb, po, n, h, w);
+  auto what = [&] { return fastiou::bind::oom_text("unpack", n, " masks of ", h, " x ", w); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::mask_unpack_cpu(pb, po, n, h, w);
+  });
 }
 
 void packed_stats(const py::array& bits, const py::array& boxes, const py::array& areas) {
@@ -82,8 +86,10 @@ void packed_stats(const py::array& bits, const py::array& boxes, const py::array
   check_plane(h, ww, "bits");
   int32_t* px = checked<int32_t>(boxes, "boxes", {n, 4}, true);
   int64_t* pa = checked<int64_t>(areas, "areas", {n}, true);
-  py::gil_scoped_release release;
-  fastiou::packed_stats_cpu(pb, px, pa, n, h, ww);
+  auto what = [&] { return fastiou::bind::oom_text("packed_stats", n, " masks of ", h, " rows"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::packed_stats_cpu(pb, px, pa, n, h, ww);
+  });
 }
 
 void mask_iou(const py::array& bits1, const py::array& boxes1, const py::array& areas1,
@@ -99,8 +105,10 @@ void mask_iou(const py::array& bits1, const py::array& boxes1, const py::array& 
   const int64_t* a1 = checked<int64_t>(areas1, "areas1", {n}, false);
   const int64_t* a2 = checked<int64_t>(areas2, "areas2", {m}, false);
   float* po = checked<float>(out, "out", {n, m}, true);
-  py::gil_scoped_release release;
-  fastiou::mask_iou_cpu(p1, x1, a1, n, p2, x2, a2, m, h, ww, po);
+  auto what = [&] { return fastiou::bind::oom_text("mask_iou", n, " x ", m, " masks of ", h, " rows"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::mask_iou_cpu(p1, x1, a1, n, p2, x2, a2, m, h, ww, po);
+  });
 }
 
 index_t mask_nms(const py::array& bits, const py::array& boxes, const py::array& areas,
@@ -112,8 +120,10 @@ index_t mask_nms(const py::array& bits, const py::array& boxes, const py::array&
   const int64_t* pa = checked<int64_t>(areas, "areas", {n}, false);
   const double* ps = checked<double>(scores, "scores", {n}, false);
   int64_t* pk = checked<int64_t>(keep, "keep", {n}, true);
-  py::gil_scoped_release release;
-  return fastiou::mask_nms_cpu(pb, px, pa, ps, n, h, ww, iou_threshold, pk);
+  auto what = [&] { return fastiou::bind::oom_text("mask_nms", n, " masks of ", h, " rows"); };
+  return fastiou::bind::released_named(what, [&] {
+    return fastiou::mask_nms_cpu(pb, px, pa, ps, n, h, ww, iou_threshold, pk);
+  });
 }
 
 void mask_matrix_nms(const py::array& bits, const py::array& boxes, const py::array& areas,
@@ -130,8 +140,10 @@ void mask_matrix_nms(const py::array& bits, const py::array& boxes, const py::ar
   const float* ps = checked<float>(scores, "scores", {n}, false);
   const int64_t* pl = checked<int64_t>(labels, "labels", {n}, false);
   float* po = checked<float>(out, "out", {n}, true);
-  py::gil_scoped_release release;
-  fastiou::mask_matrix_nms_cpu(pb, px, pa, ps, pl, n, h, ww, kernel, sigma, po);
+  auto what = [&] { return fastiou::bind::oom_text("mask_matrix_nms", n, " masks of ", h, " rows"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::mask_matrix_nms_cpu(pb, px, pa, ps, pl, n, h, ww, kernel, sigma, po);
+  });
 }
 
 void resolve_overlaps(const py::array& bits, const py::array& scores, const py::array& out_bits) {
@@ -139,8 +151,10 @@ void resolve_overlaps(const py::array& bits, const py::array& scores, const py::
   const index_t n = bits.shape(0), h = bits.shape(1), ww = bits.shape(2);
   const double* ps = checked<double>(scores, "scores", {n}, false);
   uint64_t* po = bits_ptr(out_bits, "out_bits", {n, h, ww}, true);
-  py::gil_scoped_release release;
-  fastiou::resolve_overlaps_cpu(pb, ps, n, h, ww, po);
+  auto what = [&] { return fastiou::bind::oom_text("resolve_overlaps", n, " masks of ", h, " rows"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::resolve_overlaps_cpu(pb, ps, n, h, ww, po);
+  });
 }
 
 }  // namespace

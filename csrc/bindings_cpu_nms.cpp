@@ -101,8 +101,10 @@ index_t nms_t(const py::array& boxes, const py::array& scores, const py::object&
   const double* ps = checked<double>(scores, "scores", {n}, false);
   const int64_t* pc = classes_ptr(classes, n);
   int64_t* pk = checked<int64_t>(keep, "keep", {n}, true);
-  py::gil_scoped_release release;
-  return fastiou::nms_cpu<T>(pb, ps, pc, n, thr, pk);
+  auto what = [&] { return fastiou::bind::oom_text("nms", n, " boxes"); };
+  return fastiou::bind::released_named(what, [&] {
+    return fastiou::nms_cpu<T>(pb, ps, pc, n, thr, pk);
+  });
 }
 
 index_t nms(const py::array& boxes, const py::array& scores, const py::object& classes,
@@ -124,8 +126,10 @@ std::vector<index_t> nms_sweep_t(const py::array& boxes, const py::array& scores
   int64_t* pk = checked<int64_t>(keep, "keep", {nt, n}, true);
   std::vector<index_t> counts(thr.size(), 0);
   {
-    py::gil_scoped_release release;
-    fastiou::nms_sweep_cpu<T>(pb, ps, pc, n, thr.data(), nt, pk, counts.data());
+    auto what = [&] { return fastiou::bind::oom_text("nms_sweep", n, " boxes at ", nt, " thresholds"); };
+    fastiou::bind::released_named(what, [&] {
+      fastiou::nms_sweep_cpu<T>(pb, ps, pc, n, thr.data(), nt, pk, counts.data());
+    });
   }
   return counts;
 }
@@ -147,8 +151,10 @@ index_t soft_nms_t(const py::array& boxes, const py::array& scores, double thr, 
   const T* ps = checked<T>(scores, "scores", {n}, false);
   int64_t* pk = checked<int64_t>(keep, "keep", {n}, true);
   T* pn = checked<T>(new_scores, "new_scores", {n}, true);
-  py::gil_scoped_release release;
-  return fastiou::soft_nms_cpu<T>(pb, ps, n, thr, sigma, min_score, method, pk, pn);
+  auto what = [&] { return fastiou::bind::oom_text("soft_nms", n, " boxes"); };
+  return fastiou::bind::released_named(what, [&] {
+    return fastiou::soft_nms_cpu<T>(pb, ps, n, thr, sigma, min_score, method, pk, pn);
+  });
 }
 
 index_t soft_nms(const py::array& boxes, const py::array& scores, double iou_threshold,
@@ -173,8 +179,10 @@ void matrix_nms_t(const py::array& boxes, const py::array& scores, const py::arr
   const T* ps = checked<T>(scores, "scores", {n}, false);
   const int64_t* pl = checked<int64_t>(labels, "labels", {n}, false);
   T* po = checked<T>(out, "out", {n}, true);
-  py::gil_scoped_release release;
-  fastiou::matrix_nms_cpu<T>(pb, ps, pl, n, kernel, sigma, po);
+  auto what = [&] { return fastiou::bind::oom_text("matrix_nms", n, " boxes"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::matrix_nms_cpu<T>(pb, ps, pl, n, kernel, sigma, po);
+  });
 }
 
 void matrix_nms(const py::array& boxes, const py::array& scores, const py::array& labels,
@@ -210,9 +218,13 @@ void multiclass_nms_t(const py::array& boxes, const py::array& scores, double th
   T* pob = checked<T>(out_boxes, "out_boxes", {b, k, 4}, true);
   int64_t* poc = checked<int64_t>(out_classes, "out_classes", {b, k}, true);
   int64_t* poi = checked<int64_t>(out_indices, "out_indices", {b, k}, true);
-  py::gil_scoped_release release;
-  fastiou::multiclass_nms_cpu<T>(pb, ps, b, n, c, ss[0], ss[1], ss[2], cb, thr, sthr,
-                                 max_per_class, k, pn, pob, pos, poc, poi);
+  auto what = [&] {
+    return fastiou::bind::oom_text("multiclass_nms", b, " images x ", n, " boxes x ", c, " classes");
+  };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::multiclass_nms_cpu<T>(pb, ps, b, n, c, ss[0], ss[1], ss[2], cb, thr, sthr,
+                                   max_per_class, k, pn, pob, pos, poc, poi);
+  });
 }
 
 void multiclass_nms(const py::array& boxes, const py::array& scores, double iou_threshold,

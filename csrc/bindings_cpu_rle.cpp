@@ -69,21 +69,29 @@ Parsed parse_all(const py::list& counts, const int64_t* sizes, const std::string
   }
   const size_t chars = start[n];
   Parsed p;
-  p.arena.reset(new uint32_t[chars + 1]);  // uninitialised: each parse writes what it returns
-  p.ptr.resize(static_cast<size_t>(n));
-  p.m.resize(static_cast<size_t>(n));
-  std::vector<int> err(static_cast<size_t>(n), 0);
+  std::vector<int> err;
+  fastiou::oom_named([&] {
+    return fastiou::bind::oom_text("rle", std::to_string(n) + " counts strings (" + std::to_string(chars) +
+                                   " characters: " + fastiou::bytes_text(4.0 * chars) + " of counts)");
+  }, [&] {
+    p.arena.reset(new uint32_t[chars + 1]);  // uninitialised: each parse writes what it returns
+    p.ptr.resize(static_cast<size_t>(n));
+    p.m.resize(static_cast<size_t>(n));
+    err.assign(static_cast<size_t>(n), 0);
+  });
   {
-    py::gil_scoped_release release;
+    auto what = [&] { return fastiou::bind::oom_text("rle", n, " counts strings (", chars, " characters)"); };
+    fastiou::bind::released_named(what, [&] {
 #pragma omp parallel for schedule(dynamic, 16) if (n > 64 && chars > (size_t(1) << 18))
-    for (index_t i = 0; i < n; ++i) {
-      const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
-      uint32_t* out = p.arena.get() + start[i];
-      size_t m = 0;
-      err[i] = fastiou::rle_from_string(s[i], start[i + 1] - start[i], hw, out, &m);
-      p.ptr[i] = out;
-      p.m[i] = static_cast<index_t>(m);
-    }
+      for (index_t i = 0; i < n; ++i) {
+        const uint64_t hw = static_cast<uint64_t>(sizes[2 * i]) * static_cast<uint64_t>(sizes[2 * i + 1]);
+        uint32_t* out = p.arena.get() + start[i];
+        size_t m = 0;
+        err[i] = fastiou::rle_from_string(s[i], start[i + 1] - start[i], hw, out, &m);
+        p.ptr[i] = out;
+        p.m[i] = static_cast<index_t>(m);
+      }
+    });
   }
   for (index_t i = 0; i < n; ++i)
     if (err[i])
@@ -116,8 +124,10 @@ py::list rle_encode(const py::array& masks) {
   std::vector<std::string> out(static_cast<size_t>(n));
   {
     const uint8_t* p = static_cast<const uint8_t*>(masks.data());
-    py::gil_scoped_release release;
-    fastiou::rle_encode_cpu(p, n, h, w, st[0], st[1], st[2], out.data());
+    auto what = [&] { return fastiou::bind::oom_text("rle.encode", n, " masks of ", h, " x ", w); };
+    fastiou::bind::released_named(what, [&] {
+      fastiou::rle_encode_cpu(p, n, h, w, st[0], st[1], st[2], out.data());
+    });
   }
   return to_bytes_list(out);
 }
@@ -133,8 +143,10 @@ void rle_decode(const py::list& counts, int64_t h, int64_t w, const py::array& o
     sizes[2 * i + 1] = w;
   }
   Parsed p = parse_all(counts, sizes.data(), name);
-  py::gil_scoped_release release;
-  fastiou::rle_decode_cpu(p.ptr.data(), p.m.data(), n, h, w, column_major, po);
+  auto what = [&] { return fastiou::bind::oom_text("rle.decode", n, " masks of ", h, " x ", w); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::rle_decode_cpu(p.ptr.data(), p.m.data(), n, h, w, column_major, po);
+  });
 }
 
 void rle_area(const py::list& counts, const py::array& sizes, const py::array& out,
@@ -165,9 +177,11 @@ py::object rle_merge(const py::list& counts, const py::array& sizes, bool inters
   std::string s;
   bool ok;
   {
-    py::gil_scoped_release release;
-    ok = fastiou::rle_merge_cpu(p.ptr.data(), p.m.data(), ps, n, intersect, &merged);
-    if (ok) fastiou::rle_to_string(merged.data(), static_cast<index_t>(merged.size()), &s);
+    auto what = [&] { return fastiou::bind::oom_text("rle.merge", n, " masks"); };
+    fastiou::bind::released_named(what, [&] {
+      ok = fastiou::rle_merge_cpu(p.ptr.data(), p.m.data(), ps, n, intersect, &merged);
+      if (ok) fastiou::rle_to_string(merged.data(), static_cast<index_t>(merged.size()), &s);
+    });
   }
   if (!ok) return py::none();
   return py::bytes(s);
@@ -192,9 +206,11 @@ void rle_iou(const py::list& dt, const py::array& dt_sizes, const py::list& gt,
   const bool same = dt.ptr() == gt.ptr() && dt_sizes.ptr() == gt_sizes.ptr();
   Parsed g = same ? Parsed() : parse_all(gt, pgs, "gt");
   const Parsed& gg = same ? d : g;
-  py::gil_scoped_release release;
-  fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
-                       same, po);
+  auto what = [&] { return fastiou::bind::oom_text("rle.iou", nd, " x ", ng, " masks"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::rle_iou_cpu(d.ptr.data(), d.m.data(), pds, nd, gg.ptr.data(), gg.m.data(), pgs, ng, pc,
+                         same, po);
+  });
 }
 
 void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& iscrowd,
@@ -204,16 +220,20 @@ void rle_box_iou(const py::array& dt, const py::array& gt, const py::object& isc
   const index_t nd = dt.shape(0), ng = gt.shape(0);
   const uint8_t* pc = crowd_ptr(iscrowd, ng);
   double* po = checked<double>(out, "out", {nd, ng}, true);
-  py::gil_scoped_release release;
-  fastiou::rle_box_iou_cpu(pd, pg, nd, ng, pc, po);
+  auto what = [&] { return fastiou::bind::oom_text("rle.iou", nd, " x ", ng, " boxes"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::rle_box_iou_cpu(pd, pg, nd, ng, pc, po);
+  });
 }
 
 py::list strings_of(std::vector<std::vector<uint32_t>>& cnts) {
   std::vector<std::string> s(cnts.size());
   {
-    py::gil_scoped_release release;
-    for (size_t i = 0; i < cnts.size(); ++i)
-      fastiou::rle_to_string(cnts[i].data(), static_cast<index_t>(cnts[i].size()), &s[i]);
+    auto what = [&] { return fastiou::bind::oom_text("rle", cnts.size(), " counts strings"); };
+    fastiou::bind::released_named(what, [&] {
+      for (size_t i = 0; i < cnts.size(); ++i)
+        fastiou::rle_to_string(cnts[i].data(), static_cast<index_t>(cnts[i].size()), &s[i]);
+    });
   }
   return to_bytes_list(s);
 }
@@ -244,8 +264,12 @@ py::list rle_from_polygons(const py::list& polygons, int64_t h, int64_t w, const
   }
   std::vector<std::vector<uint32_t>> cnts(static_cast<size_t>(n));
   {
-    py::gil_scoped_release release;
-    fastiou::rle_from_polygons_cpu(xy.data(), k.data(), n, h, w, cnts.data());
+    auto what = [&] {
+      return fastiou::bind::oom_text("rle.from_segmentation", n, " polygons at ", h, " x ", w);
+    };
+    fastiou::bind::released_named(what, [&] {
+      fastiou::rle_from_polygons_cpu(xy.data(), k.data(), n, h, w, cnts.data());
+    });
   }
   return strings_of(cnts);
 }

@@ -6,6 +6,9 @@ A drop-in for ``torchvision.ops`` box functions on numpy, torch (CPU/CUDA) and c
 
 from __future__ import annotations
 
+import operator as _operator
+import os as _os
+
 from ._dispatch import backends, use_backend
 from ._errors import InputError
 from .boxes import (box_area, box_convert, box_ioa, box_iou, box_iou_aligned, complete_box_iou,
@@ -63,19 +66,39 @@ def unpatch_torchvision() -> bool:
     return _unpatch()
 
 
+_import_pid = _os.getpid()  # fastiou._C compares it with its own pid: loaded in a forked child?
+
+
 def set_num_threads(num_threads: int) -> None:
     """Sets how many threads the CPU kernels use (OpenMP; default: all cores).
+
+    Args:
+        num_threads: an integer from 1 to 4 x the CPU count (``bool`` and ``float`` are refused).
 
     Notes:
         In a process that also runs torch, both may share one OpenMP runtime, so this and
         ``torch.set_num_threads`` can affect each other.
+
+        Fork safety: a process made by ``fork()`` (multiprocessing's default on Linux, ``Pool``,
+        DataLoader workers) after fastiou was imported runs the CPU kernels on one thread until
+        ``set_num_threads`` is called in it (as DataLoader workers run torch's). Calling it there
+        with more than one thread works: kernels called from the thread that forked then run on
+        a helper thread of the child, since OpenMP's thread pool (libgomp's) does not survive
+        ``fork()``.
     """
+    if isinstance(num_threads, bool) or not hasattr(type(num_threads), "__index__"):
+        raise TypeError(f"num_threads: expected an integer, got {type(num_threads).__name__} "
+                        f"({num_threads!r})")
+    n = _operator.index(num_threads)
     from . import _C
-    _C.set_num_threads(int(num_threads))
+    cap = int(_C.max_num_threads())
+    if not 1 <= n <= cap:
+        raise ValueError(f"num_threads: expected an integer from 1 to {cap} (4 x the CPU count), got {n}")
+    _C.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    """How many threads the CPU kernels use."""
+    """How many threads the CPU kernels use (1 in a forked child until set_num_threads is called)."""
     from . import _C
     return int(_C.get_num_threads())
 

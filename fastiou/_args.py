@@ -65,6 +65,8 @@ def check_out(out, first: Arg, device: str, shape: tuple, dtype: str) -> Arg:
     if o.shape != shape or o.dtype != dtype or not o.lib.is_contiguous(o.x):
         raise InputError(f"out: expected a C-contiguous {dtype} array of shape {fmt_shape(shape)}, "
                          f"got {o.dtype} {fmt_shape(o.shape)}")
+    if isinstance(o.x, np.ndarray) and not o.x.flags.writeable:  # every backend, numba's too
+        raise ValueError("out: not writable")
     return o
 
 

@@ -310,6 +310,10 @@ def as_arg(name: str, x) -> Arg:
             x = x.astype(x.dtype.newbyteorder("="))
         return Arg(name, _Numpy, x)
     if _is_torch(x):
+        layout = x.layout
+        if str(layout) != "torch.strided":  # sparse COO/CSR, mkldnn: no strides to read
+            raise TypeError(f"{name}: expected a dense (strided) torch tensor, got layout {layout}; "
+                            f"convert it with .to_dense()")
         return Arg(name, _Torch, x)
     if _is_cupy(x):
         return Arg(name, _Cupy, x)

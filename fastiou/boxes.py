@@ -7,7 +7,10 @@ Shared semantics (those of torchvision 0.29):
 * Results follow torchvision's formulas exactly: no eps in IoU (two zero-area boxes give NaN),
   areas not clamped (an inverted box has a positive area), NaN coordinates give NaN.
 * dtypes: float16 / bfloat16 / float32 are computed in float32 and give float32; float64 gives
-  float64; integer boxes are computed in float64 and give float32 (torchvision's upcast rule).
+  float64; integer boxes are computed in float64 and give float32 (torchvision's upcast rule),
+  except ``box_area`` and ``box_convert``, which compute integer boxes in integers exactly as
+  torchvision does (int32 / int64 results that wrap around as torch's do; float32 where
+  ``cxcywh`` divides).
 * The result is in the library and on the device of the first argument; it does not carry
   autograd history (use torchvision for losses that need gradients).
 
@@ -32,6 +35,15 @@ from ._packed import PackedMasks
 
 __all__ = ["box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
            "complete_box_iou", "box_ioa", "box_iou_aligned", "masks_to_boxes"]
+
+
+def _eps(eps) -> float:
+    if not isinstance(eps, (str, bytes, bool, complex)) and eps is not None:
+        try:
+            return float(eps)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"eps: expected a real number, got {type(eps).__name__} ({eps!r})")
 
 
 def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, out=None):
@@ -66,7 +78,7 @@ def _pairwise(boxes1, boxes2, mode: str, fmt: str = "xyxy", eps: float = 0.0, ou
     res = o.x if direct else a1.lib.empty((batch, n, m), cdt, device)
     _dispatch.call("box_pairwise", device, b1, b2,
                    Arg("out", a1.lib, res.reshape((batch, n, m))),
-                   MODES[mode], fmt_c, float(eps))
+                   MODES[mode], fmt_c, _eps(eps))
     if direct:
         return o.x
     res = finish(a1, res.reshape(shape), rdt)
@@ -182,8 +194,9 @@ def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
     Returns:
         Array[..., N]
     """
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    _eps(eps)
     a1, d1 = boxes_arg("boxes1", boxes1, 2)
     a2, d2 = boxes_arg("boxes2", boxes2, 2)
     device = check_device([a1, a2])
@@ -199,13 +212,52 @@ def box_iou_aligned(boxes1, boxes2, mode: str = "iou", eps: float = 1e-7):
     b2 = a2.astype(cdt).broadcast_to(lead + (4,)).contiguous().reshape((k, 4))
     res = a1.lib.empty((k,), cdt, device)
     _dispatch.call("box_aligned", device, b1, b2, Arg("out", a1.lib, res), MODES[mode], 0,
-                   float(eps))
+                   _eps(eps))
     return finish(a1, res.reshape(lead), rdt)
 
 
 def _int_result_dtype(dt: str) -> str:
     # torchvision's _upcast of integer boxes: int32 / int64 kept, smaller ints and bool to int32.
     return dt if dt in ("int32", "int64") else "int32"
+
+
+_INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8")
+
+
+def _int_box_area(a: Arg, fmt_c: int):
+    """torchvision's box_area of integer boxes, in its integer arithmetic (int32 for the small
+    integer types, wrapping as it wraps), with the array library's own operations: exact for
+    int64 beyond 2**53 on every library and device, where float64 would round."""
+    x = a.x if a.dtype in ("int32", "int64") else a.lib.astype(a.x, "int32")
+    if fmt_c == 0:
+        return (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
+    return x[..., 2] * x[..., 3]
+
+
+def _int_box_convert(a: Arg, i: int, o: int, rdt: str, device: str):
+    """torchvision's box_convert of integer boxes, step for step: integer sums and differences
+    in the boxes' dtype (wrapping as torch does), float32 where its division or 0.5 * w makes
+    float32 (``cxcywh``)."""
+    x, lib = a.x, a.lib
+    f32 = lambda v: lib.astype(v, "float32")  # noqa: E731
+    c = [x[..., j] for j in range(4)]
+    if i == 1:  # xywh
+        x1, y1, x2, y2 = c[0], c[1], c[0] + c[2], c[1] + c[3]
+    elif i == 2:  # cxcywh: cx - 0.5 * w in float32
+        cx, cy, w, h = (f32(v) for v in c)
+        x1, y1, x2, y2 = cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h
+    else:
+        x1, y1, x2, y2 = c
+    if o == 1:
+        cols = (x1, y1, x2 - x1, y2 - y1)
+    elif o == 2:  # (x1 + x2) / 2 divides the integer sum
+        cols = (f32(x1 + x2) / 2, f32(y1 + y2) / 2, f32(x2 - x1), f32(y2 - y1))
+    else:
+        cols = (x1, y1, x2, y2)
+    out = lib.empty(a.shape, rdt, device)
+    for j, v in enumerate(cols):
+        out[..., j] = v
+    return out
 
 
 @via_numpy
@@ -232,6 +284,8 @@ def box_area(boxes, fmt: str = "xyxy"):
     k = int(np.prod(lead, dtype=np.int64))
     if k == 0:
         return a.lib.empty(lead, rdt, device)
+    if dt in _INT_DTYPES:
+        return _int_box_area(a, fmt_c)
     b = a.astype(cdt).contiguous().reshape((k, 4))
     res = a.lib.empty((k,), cdt, device)
     _dispatch.call("box_area", device, b, Arg("out", a.lib, res), fmt_c)
@@ -262,6 +316,8 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
     k = int(np.prod(a.shape[:-1], dtype=np.int64))
     if k == 0:
         return a.lib.empty(a.shape, rdt, device)
+    if dt in _INT_DTYPES:
+        return _int_box_convert(a, i, o, rdt, device)
     b = a.astype(cdt).contiguous().reshape((k, 4))
     res = a.lib.empty((k, 4), cdt, device)
     _dispatch.call("box_convert", device, b, Arg("out", a.lib, res), i, o)

@@ -93,7 +93,8 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
         boxes (Array[N, 4]): xyxy boxes.
         scores (Array[N]): their scores.
         idxs (Array[N]): class (or image) of each box; integers, or floats where each
-            distinct value is its own class.
+            distinct value is its own class, each NaN included (torch.unique's rule, which
+            torchvision's batched_nms follows below 4000 boxes on the CPU).
         iou_threshold (float): as in ``nms``.
 
     Returns:
@@ -252,6 +253,10 @@ class MulticlassNMSResult(NamedTuple):
     indices: object   #: (B, K) int64: their box index n within the image, -1 past ``num``
 
 
+# Outputs of multiclass_nms are padded to max_detections up to this size, or to N * C if larger.
+MULTICLASS_MAX_PADDING = 1 << 20
+
+
 @via_numpy
 def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float = 0.0,
                    max_per_class: int | None = None, max_detections: int = 100) -> MulticlassNMSResult:
@@ -272,7 +277,9 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
         iou_threshold (float): as in ``nms``.
         score_threshold (float): candidates need a score strictly above it.
         max_per_class (int, optional): cap per class and image (None: no cap).
-        max_detections (int): K, the size of the outputs.
+        max_detections (int): K, the size of the outputs. At most
+            ``max(N * C, MULTICLASS_MAX_PADDING)`` (2**20): an image never has more than
+            ``N * C`` detections, and outputs are padded up to K only within that limit.
 
     Returns:
         MulticlassNMSResult: ``(num (B,), boxes (B, K, 4), scores (B, K), classes (B, K),
@@ -295,6 +302,10 @@ def multiclass_nms(boxes, scores, iou_threshold: float, score_threshold: float =
     if len(s.shape) != 3:
         raise InputError(f"scores: expected shape (B, N, C), got {fmt_shape(s.shape)}")
     bsz, n, c = s.shape
+    if max_detections > max(n * c, MULTICLASS_MAX_PADDING):
+        raise ValueError(f"max_detections: at most max(N * C, 2**20) = {max(n * c, MULTICLASS_MAX_PADDING)} "
+                         f"(an image has at most N * C = {n * c} detections; outputs are padded to "
+                         f"max_detections only up to 2**20), got {max_detections}")
     if b.shape == (bsz, n, 4):
         b = b.reshape((bsz, n, 1, 4))
     elif b.shape != (bsz, n, c, 4):

@@ -225,6 +225,8 @@ def _decode_into(rles, name, column_major):
     if len(counts) == 0:
         return np.zeros((0, 0, 0), np.uint8), single, 0, 0
     h, w = (int(v) for v in sizes[0])
+    if h < 0 or w < 0 or h * w >= _MAX_PIXELS:  # checked before the output is allocated
+        _size({"size": [h, w]}, f"{name}[0]")
     if (sizes != sizes[0]).any():
         _rles_checked([rles] if single else rles, name)  # a malformed size is named first
         bad = int(np.nonzero((sizes != sizes[0]).any(axis=1))[0][0])

@@ -22,7 +22,7 @@ struct BoxSoA {
     T* p = buf.get();
     T** cols[8] = {&x1, &y1, &x2, &y2, &area, &cx, &cy, &ratio};
     for (int k = 0; k < 8; ++k) *cols[k] = p + k * n;
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
+#pragma omp parallel for schedule(dynamic, 4096) if (n > kParallelMin)
     for (index_t i = 0; i < n; ++i) {
       const BoxF<T> b = make_boxf(boxes + 4 * i, fmt, mode);
       x1[i] = b.x1; y1[i] = b.y1; x2[i] = b.x2; y2[i] = b.y2;
@@ -132,7 +132,7 @@ void box_pairwise_cpu(const T* boxes1, const T* boxes2, T* out, index_t batch, i
 template <typename T>
 void box_aligned_cpu(const T* boxes1, const T* boxes2, T* out, index_t n, int mode, int fmt,
                      T eps) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
+#pragma omp parallel for schedule(dynamic, 2048) if (n > kParallelMin)
   for (index_t i = 0; i < n; ++i) {
     const BoxF<T> a = make_boxf(boxes1 + 4 * i, fmt, mode);
     const BoxF<T> b = make_boxf(boxes2 + 4 * i, fmt, mode);

@@ -191,18 +191,22 @@ void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t
     return;
   }
   auto fn = cpu_has_avx2() ? pack_one_avx2 : pack_one_base;
+  RegionErrors err;
 #pragma omp parallel if (n > 1 && n * h * w > kParallelMin)
   {
-    std::vector<uint64_t> col(static_cast<size_t>(ww));
+    std::vector<uint64_t> col;
+    err.run([&] { col.resize(static_cast<size_t>(ww)); });
 #pragma omp for schedule(dynamic, 1)
     for (index_t k = 0; k < n; ++k)
-      fn(masks + k * h * w, bits + k * h * ww, h, w, boxes + 4 * k, areas + k, col.data());
+      if (!err.failed())
+        fn(masks + k * h * w, bits + k * h * ww, h, w, boxes + 4 * k, areas + k, col.data());
   }
+  err.rethrow([&] { return "pack_masks: out of memory for a row of " + bytes_text(8.0 * ww) + " a thread"; });
 }
 
 void mask_unpack_cpu(const uint64_t* bits, uint8_t* out, index_t n, index_t h, index_t w) {
   const index_t ww = mask_words(w), rows = n * h;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * w > kParallelMin)
+#pragma omp parallel for schedule(dynamic, 16) if (rows > 1 && rows * w > kParallelMin)
   for (index_t r = 0; r < rows; ++r) {
     const uint64_t* src = bits + r * ww;
     uint8_t* dst = out + r * w;
@@ -222,12 +226,16 @@ void packed_stats_cpu(const uint64_t* bits, int32_t* boxes, int64_t* areas, inde
     return;
   }
   auto fn = cpu_has_popcnt() ? stats_one_popcnt : stats_one_base;
+  RegionErrors err;
 #pragma omp parallel if (n > 1 && n * h * ww * 64 > kParallelMin)
   {
-    std::vector<uint64_t> col(static_cast<size_t>(ww));
+    std::vector<uint64_t> col;
+    err.run([&] { col.resize(static_cast<size_t>(ww)); });
 #pragma omp for schedule(dynamic, 1)
-    for (index_t k = 0; k < n; ++k) fn(bits + k * h * ww, h, ww, boxes + 4 * k, areas + k, col.data());
+    for (index_t k = 0; k < n; ++k)
+      if (!err.failed()) fn(bits + k * h * ww, h, ww, boxes + 4 * k, areas + k, col.data());
   }
+  err.rethrow([&] { return "packed_stats: out of memory for a row of " + bytes_text(8.0 * ww) + " a thread"; });
 }
 
 }  // namespace fastiou

@@ -17,11 +17,14 @@ void resolve_overlaps_cpu(const uint64_t* bits, const double* scores, index_t n,
   std::vector<index_t> order(static_cast<size_t>(n));
   nms_detail::rank_scores(scores, n, order.data());
   const index_t plane = h * ww;
+  RegionErrors err;
 #pragma omp parallel if (h > 1 && n * plane > kParallelMin / 8)
   {
-    std::vector<uint64_t> claimed(static_cast<size_t>(ww));
-#pragma omp for schedule(static)
+    std::vector<uint64_t> claimed;
+    err.run([&] { claimed.resize(static_cast<size_t>(ww)); });
+#pragma omp for schedule(dynamic, 4)
     for (index_t y = 0; y < h; ++y) {
+      if (err.failed()) continue;
       std::fill(claimed.begin(), claimed.end(), uint64_t(0));
       for (index_t r = 0; r < n; ++r) {
         const index_t k = order[r];
@@ -35,6 +38,7 @@ void resolve_overlaps_cpu(const uint64_t* bits, const double* scores, index_t n,
       }
     }
   }
+  err.rethrow([&] { return "resolve_overlaps: out of memory for a row of " + bytes_text(8.0 * ww) + " a thread"; });
 }
 
 }  // namespace fastiou

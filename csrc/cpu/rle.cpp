@@ -227,67 +227,100 @@ void runs_from_transitions(const std::vector<uint32_t>& pos, uint64_t hw, std::s
 
 void rle_encode_cpu(const uint8_t* masks, index_t n, index_t h, index_t w, index_t sn,
                     index_t sh, index_t sw, std::string* out) {
+  RegionErrors err;
 #pragma omp parallel if (n > 1 && n * h * w > (1 << 20))
   {
     std::vector<uint32_t> pos, colbuf;
 #pragma omp for schedule(dynamic, 1)
-    for (index_t i = 0; i < n; ++i) {
-      pos.clear();
-      const uint8_t* m = masks + i * sn;
-      if (h > 0 && w > 0) {
-        if (sh == 1 && sw != 1)
-          transitions_columns(m, h, w, sw, &pos);
-        else
-          transitions_strips(m, h, w, sh, sw, &pos, &colbuf);
-      }
-      runs_from_transitions(pos, static_cast<uint64_t>(h * w), out + i);
-    }
+    for (index_t i = 0; i < n; ++i)
+      err.run([&] {
+        pos.clear();
+        const uint8_t* m = masks + i * sn;
+        if (h > 0 && w > 0) {
+          if (sh == 1 && sw != 1)
+            transitions_columns(m, h, w, sw, &pos);
+          else
+            transitions_strips(m, h, w, sh, sw, &pos, &colbuf);
+        }
+        runs_from_transitions(pos, static_cast<uint64_t>(h * w), out + i);
+      });
   }
+  err.rethrow([&] {
+    return "rle.encode: out of memory for the runs of " + std::to_string(n) + " masks of " +
+           std::to_string(h) + " x " + std::to_string(w) + " (up to " +
+           bytes_text(9.0 * static_cast<double>(h) * static_cast<double>(w)) +
+           " a mask: a count and its text per pixel)";
+  });
 }
 
 // ------------------------------------------------------------------------------ decode
 
 namespace {
 
-// Column-major runs into a column-major h x w buffer.
-void fill_runs(const uint32_t* cnts, index_t m, uint8_t* dst) {
-  uint8_t v = 0;
-  for (index_t j = 0; j < m; ++j) {
-    std::memset(dst, v, cnts[j]);
-    dst += cnts[j];
-    v = !v;
-  }
-}
-
-// dst (h, w) row-major = transpose of src (w, h) row-major, in 32 x 32 tiles.
-FASTIOU_CLONES void transpose_tiles(const uint8_t* src, uint8_t* dst, index_t h, index_t w) {
-  constexpr index_t T = 32;
-  for (index_t y0 = 0; y0 < h; y0 += T)
-    for (index_t x0 = 0; x0 < w; x0 += T) {
-      const index_t y1 = std::min(h, y0 + T), x1 = std::min(w, x0 + T);
-      for (index_t y = y0; y < y1; ++y)
-        for (index_t x = x0; x < x1; ++x) dst[y * w + x] = src[x * h + y];
+// Column-major runs, read in order: put(dst, len) writes the next len pixels.
+struct RunReader {
+  const uint32_t* c;
+  index_t m, j = 0;
+  uint64_t left = 0;  // pixels left in run j - 1
+  uint8_t v = 1;      // value of run j - 1 (run 0 is background)
+  void put(uint8_t* dst, uint64_t len) {
+    while (len > 0) {
+      if (left == 0) {
+        if (j >= m) return;  // the runs sum to h * w (checked by the parser)
+        left = c[j++];
+        v = !v;
+        continue;
+      }
+      const uint64_t k = left < len ? left : len;
+      std::memset(dst, v, k);
+      dst += k;
+      len -= k;
+      left -= k;
     }
+  }
+};
+
+constexpr index_t kStrip = 32;  // columns decoded at a time for row-major output
+
+// dst (h, w) row-major, columns [x0, x0 + s) = transpose of src (s, h) row-major.
+FASTIOU_CLONES void transpose_strip(const uint8_t* src, uint8_t* dst, index_t h, index_t w,
+                                    index_t x0, index_t s) {
+  for (index_t y = 0; y < h; ++y) {
+    uint8_t* d = dst + y * w + x0;
+    for (index_t x = 0; x < s; ++x) d[x] = src[x * h + y];
+  }
 }
 
 }  // namespace
 
+// Row-major output is decoded 32 columns at a time through a strip buffer (32 * h bytes a
+// thread), so memory peaks at the output, not twice it.
 void rle_decode_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, index_t h,
                     index_t w, bool column_major, uint8_t* out) {
   const index_t hw = h * w;
+  RegionErrors err;
 #pragma omp parallel if (n > 1 && n * hw > (1 << 20))
   {
-    std::vector<uint8_t> tmp(column_major ? 0 : static_cast<size_t>(hw));
+    std::vector<uint8_t> strip;
+    if (!column_major) err.run([&] { strip.resize(static_cast<size_t>(kStrip * h)); });
 #pragma omp for schedule(dynamic, 1)
     for (index_t i = 0; i < n; ++i) {
+      if (err.failed()) continue;
+      RunReader rd{cnts[i], m[i]};
       if (column_major) {
-        fill_runs(cnts[i], m[i], out + i * hw);
-      } else {
-        fill_runs(cnts[i], m[i], tmp.data());
-        transpose_tiles(tmp.data(), out + i * hw, h, w);
+        rd.put(out + i * hw, static_cast<uint64_t>(hw));
+        continue;
+      }
+      for (index_t x0 = 0; x0 < w; x0 += kStrip) {
+        const index_t sw = std::min(kStrip, w - x0);
+        rd.put(strip.data(), static_cast<uint64_t>(sw * h));
+        transpose_strip(strip.data(), out + i * hw, h, w, x0, sw);
       }
     }
   }
+  err.rethrow([&] {
+    return "rle.decode: out of memory for a strip buffer of " + bytes_text(32.0 * h) + " a thread";
+  });
 }
 
 // ------------------------------------------------------------------------------ area, boxes
@@ -640,7 +673,7 @@ struct Side {
 
 void rle_box_iou_cpu(const double* dt, const double* gt, index_t nd, index_t ng,
                      const uint8_t* iscrowd, double* out) {
-#pragma omp parallel for schedule(static) if (nd * ng > (1 << 18))
+#pragma omp parallel for schedule(dynamic, 8) if (nd * ng > (1 << 18))
   for (index_t d = 0; d < nd; ++d)
     for (index_t g = 0; g < ng; ++g)
       out[d * ng + g] = box_pair_iou(dt + 4 * d, gt + 4 * g, iscrowd && iscrowd[g]);
@@ -906,8 +939,13 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
 
 void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,
                            index_t w, std::vector<uint32_t>* out) {
+  RegionErrors err;
 #pragma omp parallel for schedule(dynamic, 1) if (n > 16)
-  for (index_t i = 0; i < n; ++i) rle_from_polygon_cpu(xy[i], k[i], h, w, out + i);
+  for (index_t i = 0; i < n; ++i) err.run([&] { rle_from_polygon_cpu(xy[i], k[i], h, w, out + i); });
+  err.rethrow([&] {
+    return "rle.from_segmentation: out of memory rasterising " + std::to_string(n) + " polygons at " +
+           std::to_string(h) + " x " + std::to_string(w);
+  });
 }
 
 }  // namespace fastiou

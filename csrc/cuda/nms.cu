@@ -1,5 +1,5 @@
-// Launchers of nms / batched_nms, nms_sweep and matrix_nms (kernels: csrc/kernels/nms.cuh,
-// matrix_nms.cuh; the pipeline is described at the top of nms.cuh).
+// Launchers of nms / batched_nms and nms_sweep, and the ranking stage that matrix_nms.cu shares
+// (kernels: csrc/kernels/nms.cuh; the pipeline is described at the top of nms.cuh).
 //
 // Temporaries come from one stream-ordered allocation (cudaMallocAsync / cudaFreeAsync on the
 // caller's stream); the sorts are cub::DeviceRadixSort::SortPairs, which is stable. nms and
@@ -10,14 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/matrix_nms.cuh"
 #include "../kernels/nms.cuh"
-#include "cuda_common.h"
 #include "fastiou/launch.h"
 #include "fastiou/ops.h"
+#include "nms_common.h"
 
 namespace fastiou {
-namespace {
+namespace nms_launch {
 
 
 void check_nms_size(index_t n, const char* what) {
@@ -28,23 +27,6 @@ void check_nms_size(index_t n, const char* what) {
     throw std::invalid_argument(std::string(what) + ": at most " + std::to_string(65535 * kNmsTile) +
                                 " boxes on the GPU, got " + std::to_string(n));
 }
-
-// Ranked (and, with classes, class-major) boxes: what the mask and reduce kernels read.
-template <typename T>
-struct Ranked {
-  index_t* order = nullptr;       // order[p]: the box ranked p
-  index_t* rank = nullptr;        // classes: rank[q] of class-major position q, else null
-  long long* cls = nullptr;       // classes: class of position q (sorted), else null
-  int* col_end = nullptr;         // classes: see nms_class_blocks_kernel, else null
-  T* sboxes = nullptr;            // boxes by position q
-  index_t* src = nullptr;         // input index of position q (when asked for)
-};
-
-// The workspace of the ranking stage, laid out in `lay`.
-struct RankLayout {
-  size_t keys_in, keys_out, idx, order, ckeys, pos, cls, rank, col_end, sboxes, src, cub;
-  size_t cub_bytes = 0;
-};
 
 template <typename T>
 RankLayout plan_rank(Layout& lay, index_t n, bool classes, bool src, cudaStream_t stream) {
@@ -80,11 +62,9 @@ RankLayout plan_rank(Layout& lay, index_t n, bool classes, bool src, cudaStream_
   return r;
 }
 
-// Sorts by score (stable), then, with classes, stably by class; gathers the boxes.
-// `keys_kernel` fills keys/idx (scores as float64 for nms, as T for matrix_nms).
-template <typename T, typename KeysLaunch>
-Ranked<T> run_rank(const StreamBlock& blk, const RankLayout& r, const T* boxes, const long long* classes,
-                   index_t n, bool want_src, KeysLaunch keys_launch, cudaStream_t stream) {
+template <typename T, typename S>
+Ranked<T> run_rank(const StreamBlock& blk, const RankLayout& r, const T* boxes, const S* scores,
+                   const long long* classes, index_t n, bool want_src, cudaStream_t stream) {
   Ranked<T> out;
   const int ni = static_cast<int>(n);
   unsigned long long* keys_in = blk.at<unsigned long long>(r.keys_in);
@@ -95,7 +75,7 @@ Ranked<T> run_rank(const StreamBlock& blk, const RankLayout& r, const T* boxes, 
   out.src = want_src ? blk.at<index_t>(r.src) : nullptr;
   void* cub_tmp = blk.at<void>(r.cub);
   const unsigned grid = grid_for(n, kNmsElementwiseThreads);
-  keys_launch(keys_in, idx, grid);
+  rank_keys_kernel<S><<<grid, kNmsElementwiseThreads, 0, stream>>>(scores, keys_in, idx, n);
   check_launch("nms: score keys");
   size_t bytes = r.cub_bytes;
   check_cuda(cub::DeviceRadixSort::SortPairs(cub_tmp, bytes, keys_in, keys_out, idx, out.order, ni, 0, 64, stream),
@@ -122,15 +102,20 @@ Ranked<T> run_rank(const StreamBlock& blk, const RankLayout& r, const T* boxes, 
   return out;
 }
 
-template <typename T>
-Ranked<T> rank_for_nms(const StreamBlock& blk, const RankLayout& r, const T* boxes, const double* scores,
-                       const long long* classes, index_t n, cudaStream_t stream) {
-  return run_rank<T>(blk, r, boxes, classes, n, false,
-                     [&](unsigned long long* keys, index_t* idx, unsigned grid) {
-                       rank_keys_kernel<double><<<grid, kNmsElementwiseThreads, 0, stream>>>(scores, keys, idx, n);
-                     },
-                     stream);
-}
+template RankLayout plan_rank<float>(Layout&, index_t, bool, bool, cudaStream_t);
+template RankLayout plan_rank<double>(Layout&, index_t, bool, bool, cudaStream_t);
+template Ranked<float> run_rank<float, double>(const StreamBlock&, const RankLayout&, const float*, const double*,
+                                               const long long*, index_t, bool, cudaStream_t);
+template Ranked<double> run_rank<double, double>(const StreamBlock&, const RankLayout&, const double*,
+                                                 const double*, const long long*, index_t, bool, cudaStream_t);
+template Ranked<float> run_rank<float, float>(const StreamBlock&, const RankLayout&, const float*, const float*,
+                                              const long long*, index_t, bool, cudaStream_t);
+
+}  // namespace nms_launch
+
+using namespace nms_launch;
+
+namespace {
 
 void launch_reduce(const unsigned long long* mask, index_t n, index_t cb, int masks, const int* col_end,
                    const index_t* order, index_t* keep, index_t* count, const index_t* dest,
@@ -183,7 +168,7 @@ index_t nms_cuda(const T* boxes, const double* scores, const long long* classes,
   const size_t removed_off = global_removed ? lay.add(static_cast<size_t>(cb) * 8) : 0;
   StreamBlock blk(lay.total, stream, "nms");
 
-  const Ranked<T> rk = rank_for_nms<T>(blk, rl, boxes, scores, classes, n, stream);
+  const Ranked<T> rk = run_rank<T, double>(blk, rl, boxes, scores, classes, n, false, stream);
   unsigned long long* mask = blk.at<unsigned long long>(mask_off);
   index_t* count = blk.at<index_t>(count_off);
   nms_mask_kernel<T, 1><<<dim3(static_cast<unsigned>(cb), static_cast<unsigned>(cb)), kNmsTile, 0, stream>>>(
@@ -227,7 +212,7 @@ void nms_sweep_cuda(const T* boxes, const double* scores, const long long* class
   double* thr_dev = blk.at<double>(thr_off);
   check_cuda(cudaMemcpyAsync(thr_dev, thresholds, sizeof(double) * nthr, cudaMemcpyHostToDevice, stream),
              "nms_sweep: copy thresholds");
-  const Ranked<T> rk = rank_for_nms<T>(blk, rl, boxes, scores, classes, n, stream);
+  const Ranked<T> rk = run_rank<T, double>(blk, rl, boxes, scores, classes, n, false, stream);
   unsigned long long* mask = blk.at<unsigned long long>(mask_off);
   for (int t0 = 0; t0 < nthr; t0 += kNmsSweepWords) {
     const int cnt = nthr - t0 < kNmsSweepWords ? nthr - t0 : kNmsSweepWords;
@@ -245,31 +230,6 @@ void nms_sweep_cuda(const T* boxes, const double* scores, const long long* class
   check_cuda(cudaMemcpyAsync(counts, count, sizeof(index_t) * nthr, cudaMemcpyDeviceToHost, stream),
              "nms_sweep: copy counts");
   check_cuda(cudaStreamSynchronize(stream), "nms_sweep");
-}
-
-template <typename T>
-void matrix_nms_cuda(const T* boxes, const T* scores, const long long* labels, index_t n, int kernel, T sigma,
-                     T* out, void* stream_) {
-  if (n <= 0) return;
-  check_nms_size(n, "matrix_nms");
-  cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  Layout lay;
-  const RankLayout rl = plan_rank<T>(lay, n, true, true, stream);
-  const size_t comp_off = lay.add(static_cast<size_t>(n) * sizeof(T));
-  StreamBlock blk(lay.total, stream, "matrix_nms");
-  const Ranked<T> rk = run_rank<T>(blk, rl, boxes, labels, n, true,
-                                   [&](unsigned long long* keys, index_t* idx, unsigned grid) {
-                                     rank_keys_kernel<T><<<grid, kNmsElementwiseThreads, 0, stream>>>(scores, keys,
-                                                                                                     idx, n);
-                                   },
-                                   stream);
-  T* comp = blk.at<T>(comp_off);
-  const unsigned grid = grid_for(n * 32, kMatrixNmsThreads);  // a warp per box
-  matrix_nms_comp_kernel<T><<<grid, kMatrixNmsThreads, 0, stream>>>(rk.sboxes, rk.cls, n, comp);
-  check_launch("matrix_nms: compensation");
-  matrix_nms_decay_kernel<T><<<grid, kMatrixNmsThreads, 0, stream>>>(rk.sboxes, rk.cls, n, comp, scores, rk.src,
-                                                                      kernel, sigma, out);
-  check_launch("matrix_nms: decay");
 }
 
 index_t nms_bitmask_reduce_cuda(const unsigned long long* mask, index_t n, const index_t* order, index_t* keep,
@@ -295,9 +255,6 @@ template void nms_sweep_cuda<float>(const float*, const double*, const long long
                                     index_t*, index_t*, void*);
 template void nms_sweep_cuda<double>(const double*, const double*, const long long*, index_t, const double*, int,
                                      index_t*, index_t*, void*);
-template void matrix_nms_cuda<float>(const float*, const float*, const long long*, index_t, int, float, float*,
-                                     void*);
-template void matrix_nms_cuda<double>(const double*, const double*, const long long*, index_t, int, double,
-                                      double*, void*);
+
 
 }  // namespace fastiou

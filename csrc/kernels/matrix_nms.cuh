@@ -5,7 +5,7 @@
 //   out_j = score_j * min(1, min over boxes i of its label ranked before j of
 //                           matrix_term(iou_ij) / matrix_term(comp_i))
 //   comp_i = max(0, max over boxes k of its label ranked before i of iou_ki)
-// (iou_ij with the higher-ranked box first). As csrc/cpu/soft_nms.cpp (torch.max / torch.min's
+// (iou_ij with the higher-ranked box first). As csrc/cpu/matrix_nms.cpp (torch.max / torch.min's
 // rule): a NaN IoU makes comp NaN, a NaN quotient makes the decay NaN, and a zero decay is +0;
 // so the result does not depend on the order of the folds.
 // The launchers rank the boxes, then order them class-major (label, then rank) with

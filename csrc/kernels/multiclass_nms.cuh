@@ -1,6 +1,6 @@
 // CUDA kernels of multiclass_nms (one source for nvcc and NVRTC, see box_iou.cuh).
 //
-// The rule (TensorRT EfficientNMS shape; csrc/cpu/nms.cpp's multiclass_nms_cpu): per image b
+// The rule (TensorRT EfficientNMS shape; csrc/cpu/multiclass_nms.cpp's multiclass_nms_cpu): per image b
 // and class j, the candidates n with score[b, n, j] > score_threshold (compared in T), ranked by
 // decreasing score (nms_math.h's score_key; ties: lower n first); greedy NMS with nms's test,
 // stopping at max_per_class kept (< 0: no cap); then the image's k best kept (n, j) by

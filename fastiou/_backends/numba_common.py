@@ -35,7 +35,38 @@ from numba.extending import intrinsic
 # fastmath off: reassociation or FMA contraction would break bit-exactness with the C++
 # build (-ffp-contract=off). error_model="numpy": 0/0 must give NaN (two zero-area
 # boxes), not raise ZeroDivisionError.
-_FLAGS = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+def _user_cache() -> bool:
+    """Where fastiou's compiled functions are cached: numba's ``cache=True`` writes next to the
+    sources (into site-packages) whenever that directory is writable. Unless NUMBA_CACHE_DIR
+    says otherwise, fastiou's files cache in numba's user-wide directory instead
+    ($XDG_CACHE_HOME/numba, ~/.cache/numba), through a locator that numba asks first for them
+    only. With a numba whose caching internals differ, nothing is cached (never the package)."""
+    try:
+        import os
+
+        from numba.core import caching
+        if numba.config.CACHE_DIR:
+            return True  # the user's directory: numba puts every cache there
+        here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+        base = caching.UserWideCacheLocator
+        locators = caching.CacheImpl._locator_classes
+    except (ImportError, AttributeError):
+        return False
+    if not any(getattr(c, "_fastiou", False) for c in locators):
+        class FastiouCacheLocator(base):
+            _fastiou = True
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                if not os.path.abspath(py_file).startswith(here):
+                    return None
+                return super().from_function(py_func, py_file)
+
+        locators.insert(0, FastiouCacheLocator)
+    return True
+
+
+_FLAGS = dict(cache=_user_cache(), fastmath=False, error_model="numpy", nogil=True)
 
 
 # Same numbers as nms_math.h.

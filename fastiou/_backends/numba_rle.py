@@ -530,6 +530,84 @@ def _boundary_point(u, v, pu, pv, h, w, a, na):
 
 
 @njit(**_FLAGS)
+def _uv(d, flip, last, xmajor, xs, ys, s):
+    """Step d of pycocotools' walk along an edge, as it computes it (rle.cpp's uv)."""
+    t = last - d if flip else d
+    if xmajor:
+        return t + xs, np.int64(ys + s * t + .5)
+    return np.int64(xs + s * t + .5), t + ys
+
+
+@njit(**_FLAGS)
+def _walk_edge(last, flip, xmajor, xs, ys, s, h, w, a, na, have, pu, pv):
+    """rle.cpp's walk_edge: the steps of one edge that can give a boundary point (the first,
+    and those whose u lies in the image's window), each after its predecessor's state; the
+    steps outside the window are skipped by bisection (u is monotone in d). Returns
+    (na, have, pu, pv) after the edge."""
+    ulo = 2
+    uhi = 5 * w - 2
+    u, v = _uv(0, flip, last, xmajor, xs, ys, s)
+    if have:
+        na = _boundary_point(u, v, pu, pv, h, w, a, na)
+    have = True
+    pu = u
+    pv = v
+    if last == 0:
+        return na, have, pu, pv
+    ul, vl = _uv(last, flip, last, xmajor, xs, ys, s)
+    up = ul >= u
+    lo = 1
+    hi = last + 1
+    while lo < hi:  # first step not before the window
+        mid = lo + (hi - lo) // 2
+        um = _uv(mid, flip, last, xmajor, xs, ys, s)[0]
+        if (um < ulo) if up else (um > uhi):
+            lo = mid + 1
+        else:
+            hi = mid
+    da = lo
+    hi = last + 1
+    while lo < hi:  # first step past the window
+        mid = lo + (hi - lo) // 2
+        um = _uv(mid, flip, last, xmajor, xs, ys, s)[0]
+        if not ((um > uhi) if up else (um < ulo)):
+            lo = mid + 1
+        else:
+            hi = mid
+    db = lo - 1
+    if da <= db:
+        pu, pv = _uv(da - 1, flip, last, xmajor, xs, ys, s)
+        changes = abs(_uv(db, flip, last, xmajor, xs, ys, s)[0] - _uv(da, flip, last, xmajor, xs, ys, s)[0]) + 1
+        if db - da < 4 * changes + 64:
+            for d in range(da, db + 1):
+                uc, vc = _uv(d, flip, last, xmajor, xs, ys, s)
+                na = _boundary_point(uc, vc, pu, pv, h, w, a, na)
+                pu = uc
+                pv = vc
+        else:
+            d = da
+            while d <= db:
+                uc, vc = _uv(d, flip, last, xmajor, xs, ys, s)
+                na = _boundary_point(uc, vc, pu, pv, h, w, a, na)
+                step = 1
+                lo2 = d
+                while lo2 + step <= db and _uv(lo2 + step, flip, last, xmajor, xs, ys, s)[0] == uc:
+                    lo2 += step
+                    step *= 2
+                hi2 = min(lo2 + step, db + 1)
+                while hi2 - lo2 > 1:
+                    mid = lo2 + (hi2 - lo2) // 2
+                    if _uv(mid, flip, last, xmajor, xs, ys, s)[0] == uc:
+                        lo2 = mid
+                    else:
+                        hi2 = mid
+                d = hi2
+                if d <= db:
+                    pu, pv = _uv(d - 1, flip, last, xmajor, xs, ys, s)
+    return na, True, ul, vl
+
+
+@njit(**_FLAGS)
 def _polygon(xy, h, w):
     """pycocotools' rleFrPoly of the vertices xy (2K,), as counts."""
     if h == 0 or w == 0:
@@ -544,8 +622,8 @@ def _polygon(xy, h, w):
         x[k] = x[0]
         y[k] = y[0]
     total = 1
-    for j in range(k):
-        total += max(abs(x[j] - x[j + 1]), abs(y[j] - y[j + 1])) + 1
+    for j in range(k):  # points an edge can give: at most its steps, and a window's worth
+        total += min(max(abs(x[j] - x[j + 1]), abs(y[j] - y[j + 1])) + 1, 5 * w + 8)
     a = np.empty(total, np.int64)
     na = 0
     have = False
@@ -564,26 +642,9 @@ def _polygon(xy, h, w):
             ys, ye = ye, ys
         if dx >= dy:
             s = np.float64(ye - ys) / np.float64(dx) if dx else 0.0  # as rle.cpp
-            for d in range(dx + 1):
-                t = dx - d if flip else d
-                u = t + xs
-                v = np.int64(ys + s * t + .5)
-                if have:
-                    na = _boundary_point(u, v, pu, pv, h, w, a, na)
-                have = True
-                pu = u
-                pv = v
         else:
             s = np.float64(xe - xs) / np.float64(dy)
-            for d in range(dy + 1):
-                t = dy - d if flip else d
-                v = t + ys
-                u = np.int64(xs + s * t + .5)
-                if have:
-                    na = _boundary_point(u, v, pu, pv, h, w, a, na)
-                have = True
-                pu = u
-                pv = v
+        na, have, pu, pv = _walk_edge(max(dx, dy), flip, dx >= dy, xs, ys, s, h, w, a, na, have, pu, pv)
     a[na] = h * w
     na += 1
     srt = np.sort(a[:na])

@@ -16,6 +16,8 @@ Differences (all on input pycocotools refuses or mishandles):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import InputError, rle as _rle
@@ -66,6 +68,21 @@ def _one_rle(o, name):
     return {"size": [int(sizes[0, 0]), int(sizes[0, 1])], "counts": counts[0]}
 
 
+def _whole(v, name):
+    """h or w as pycocotools takes them: integers, or real numbers truncated toward zero."""
+    if isinstance(v, (bool, str, bytes)) or v is None:
+        raise TypeError(f"{name}: expected a non-negative integer, got {type(v).__name__} ({v!r})")
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a non-negative integer, got {type(v).__name__} ({v!r})") from None
+    if not math.isfinite(f) or f < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {v!r}")
+    return int(f)
+
+
 def frPyObjects(pyobj, h, w):
     """Polygons, xywh boxes or uncompressed RLE -> compressed RLE, dispatched as pycocotools.
 
@@ -74,9 +91,10 @@ def frPyObjects(pyobj, h, w):
     * a list of RLE dicts -> list of compressed RLEs (their own sizes);
     * one box (a list of 4 numbers) / one polygon (a list of more) / one RLE dict -> one RLE.
     """
-    h, w = _rle._check_hw(int(h) if isinstance(h, np.integer) else h,
-                          int(w) if isinstance(w, np.integer) else w)
+    h, w = _rle._check_hw(_whole(h, "h"), _whole(w, "w"))
     if isinstance(pyobj, np.ndarray):
+        if not (pyobj.ndim == 2 and pyobj.shape[1] == 4) and pyobj.shape != (4,):
+            raise InputError(f"pyobj: an ndarray must hold xywh boxes, shape (N, 4), got {pyobj.shape}")
         return _rle._from_boxes(pyobj, h, w)
     if isinstance(pyobj, dict):
         if not _is_rle(pyobj):
@@ -89,6 +107,11 @@ def frPyObjects(pyobj, h, w):
         return [_one_rle(o, f"pyobj[{i}]") for i, o in enumerate(pyobj)]
     if hasattr(first, "__len__"):
         if len(first) == 4:
+            for i, o in enumerate(pyobj):
+                if not hasattr(o, "__len__") or len(o) != 4:
+                    got = f"{len(o)} numbers" if hasattr(o, "__len__") else type(o).__name__
+                    raise InputError(f"pyobj[{i}]: a list whose first item is a box (4 numbers) must hold "
+                                     f"only boxes (pycocotools reads it as (N, 4)), got {got}")
             return _rle._from_boxes(np.asarray(pyobj, dtype=np.float64), h, w)
         if len(first) > 4:
             return _rle._from_polygons(_rle._polygons(pyobj, "pyobj"), h, w, "pyobj")

@@ -30,7 +30,8 @@ void masks_to_boxes_cpu(const uint8_t* masks, float* out, index_t n, index_t h, 
 // Which instruction set the CPU loops dispatch to on this machine ("avx512f", "avx2", "baseline").
 const char* cpu_isa();
 
-// Suppression (csrc/cpu/nms.cpp, soft_nms.cpp); ranking and tests as in fastiou/nms_math.h.
+// Suppression (csrc/cpu/nms.cpp, soft_nms.cpp, matrix_nms.cpp, multiclass_nms.cpp); ranking
+// and tests as in fastiou/nms_math.h.
 // Greedy hard NMS: keep[:K] = the kept boxes' positions, in ranking order; returns K. With
 // `classes` (may be null), boxes of different classes never suppress each other.
 template <typename T>
@@ -141,9 +142,9 @@ void box_convert_cuda(const T* boxes, T* out, index_t n, int in_fmt, int out_fmt
 void masks_to_boxes_cuda(const uint8_t* masks, float* out, index_t n, index_t h, index_t w,
                          void* stream);
 
-// Suppression on the GPU (csrc/cuda/nms.cu, soft_nms.cu; kernels csrc/kernels/nms.cuh,
-// soft_nms.cuh, matrix_nms.cuh): the same results as the *_cpu functions above. Integer arrays
-// are int64 (long long). Temporaries are stream-ordered allocations (cudaMallocAsync) on
+// Suppression on the GPU (csrc/cuda/nms.cu, soft_nms.cu, matrix_nms.cu, multiclass_nms.cu;
+// kernels csrc/kernels/nms.cuh, soft_nms.cuh, matrix_nms.cuh): the same results as the *_cpu
+// functions above. Integer arrays are int64 (long long). Temporaries are stream-ordered allocations (cudaMallocAsync) on
 // `stream`. nms, nms_sweep and soft_nms synchronise `stream` once, to return the counts;
 // matrix_nms does not synchronise.
 template <typename T>

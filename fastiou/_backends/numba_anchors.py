@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_FLAGS = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+from .numba_common import _FLAGS  # one cache rule: the user cache dir, not site-packages
 
 
 @njit(**_FLAGS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_FLAGS = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+from .numba_common import _FLAGS, _iou  # one cache rule (user cache dir) and one IoU
 
 
 @njit(**_FLAGS)
@@ -23,16 +23,6 @@ def _boxf(p):
     if x1 != x1 or y1 != y1 or x2 != x2 or y2 != y2:  # box_math.h make_boxf
         a = x1 if x1 != x1 else (y1 if y1 != y1 else (x2 if x2 != x2 else y2))
     return x1, y1, x2, y2, a
-
-
-@njit(**_FLAGS)
-def _iou(T, ax1, ay1, ax2, ay2, aar, bx1, by1, bx2, by2, bar):
-    w = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
-    h = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
-    w = T(0) if w < T(0) else w
-    h = T(0) if h < T(0) else h
-    inter = w * h
-    return inter / (aar + bar - inter)
 
 
 @njit(**_FLAGS)

@@ -827,18 +827,20 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
   bool have_prev = false;
   int pu = 0, pv = 0;
   const double wmax = static_cast<double>(w - 1), hmax = static_cast<double>(h);
+  // The row of a boundary point whose lower scaled y is v: ceil of the downscaled y, in [0, h].
+  auto row_of = [&](int v) -> int64_t {
+    double yd = (static_cast<double>(v) + .5) / scale - .5;
+    if (yd < 0) yd = 0;
+    else if (yd > hmax) yd = hmax;
+    return static_cast<int>(std::ceil(yd));
+  };
   auto point = [&](int u, int v) {
     if (have_prev && u != pu) {
       double xd = static_cast<double>(u < pu ? u : u - 1);
       xd = (xd + .5) / scale - .5;
       if (!(std::floor(xd) != xd || xd < 0 || xd > wmax)) {
-        double yd = static_cast<double>(v < pv ? v : pv);
-        yd = (yd + .5) / scale - .5;
-        if (yd < 0) yd = 0;
-        else if (yd > hmax) yd = hmax;
-        yd = std::ceil(yd);
-        const int64_t xi = static_cast<int>(xd), yi = static_cast<int>(yd);
-        a.push_back(static_cast<uint32_t>(xi * h + yi));
+        const int64_t xi = static_cast<int>(xd);
+        a.push_back(static_cast<uint32_t>(xi * h + row_of(v < pv ? v : pv)));
       }
     }
     have_prev = true;
@@ -873,12 +875,7 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
       for (; c <= c_end; c += 5) {
         const int va = static_cast<int>(ys + s * static_cast<int>(c - xs) + .5);
         const int vb = static_cast<int>(ys + s * static_cast<int>(c + 1 - xs) + .5);
-        double yd = static_cast<double>(va < vb ? va : vb);
-        yd = (yd + .5) / scale - .5;
-        if (yd < 0) yd = 0;
-        else if (yd > hmax) yd = hmax;
-        yd = std::ceil(yd);
-        a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + static_cast<int64_t>(yd)));
+        a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + row_of(va < vb ? va : vb)));
       }
       have_prev = true;
       pu = t1 + xs;
@@ -913,12 +910,7 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
             while (t <= dy && u_at(t) > c) ++t;
           }
           if (t > dy) continue;
-          double yd = static_cast<double>(t - 1 + ys);
-          yd = (yd + .5) / scale - .5;
-          if (yd < 0) yd = 0;
-          else if (yd > hmax) yd = hmax;
-          yd = std::ceil(yd);
-          a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + static_cast<int64_t>(yd)));
+          a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + row_of(t - 1 + ys)));
         }
       }
       have_prev = true;

@@ -142,16 +142,15 @@ def plot(r, data_wh, path: str) -> str:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from .anchors import anchors_report
-    from .cli import _same_file
+    from .cli import fail as _fail, overwritten_input
     from .coco import UnusableInput
     from .report import Progress
 
     def fail(msg):
-        print(f"fastiou anchors: {msg}", file=sys.stderr)
-        return 2
-    for opt, out in (("--json", args.json), ("--plot", args.plot)):
-        if out and _same_file(args.annotations, out):
-            return fail(f"{opt} {out}: would overwrite the input file")
+        return _fail("anchors", msg)
+    clash = overwritten_input([args.annotations], [("--json", args.json), ("--plot", args.plot)])
+    if clash:
+        return fail(clash)
     bar = Progress("fitting anchors", unit="image sizes")
     try:
         r = anchors_report(args.annotations, preset=args.preset, sizes=args.sizes, ratios=args.ratios,

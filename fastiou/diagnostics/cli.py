@@ -40,8 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(msg: str) -> int:
-    print(f"fastiou check: {msg}", file=sys.stderr)
+def fail(command: str, msg: str) -> int:
+    """Prints ``fastiou COMMAND: msg`` to stderr; the exit status of unusable input (2). Shared by
+    the diagnostics commands (check, sweep, anchors)."""
+    print(f"fastiou {command}: {msg}", file=sys.stderr)
     return 2
 
 
@@ -50,6 +52,19 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def overwritten_input(inputs, outputs) -> str | None:
+    """The message for the first ``(option, path)`` output that is one of the ``inputs`` (input
+    files are never written to), else None."""
+    for opt, out in outputs:
+        if out and any(src and _same_file(src, out) for src in inputs):
+            return f"{opt} {out}: would overwrite the input file"
+    return None
+
+
+def _fail(msg: str) -> int:
+    return fail("check", msg)
 
 
 def main(argv=None) -> int:
@@ -66,9 +81,11 @@ def main(argv=None) -> int:
     if args.images and not os.path.isdir(args.images):
         return _fail(f"--images: {args.images}: no such folder")
     src = args.annotations
-    for opt, out in (("--json", args.json), ("--report", args.report)):
-        if out and (_same_file(src, out) or (opt == "--report" and os.path.isfile(out))):
-            return _fail(f"{opt} {out}: would overwrite {'the input file' if _same_file(src, out) else 'a file'}")
+    clash = overwritten_input([src], [("--json", args.json), ("--report", args.report)])
+    if clash:
+        return _fail(clash)
+    if args.report and os.path.isfile(args.report):
+        return _fail(f"--report {args.report}: would overwrite a file")
     try:
         data, source = load(src)
     except UnusableInput as e:

@@ -176,20 +176,18 @@ def plot(r, path: str) -> str:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from .cli import _same_file
+    from .cli import fail as _fail, overwritten_input
     from .coco import UnusableInput
     from .report import Progress, print_table
     from .sweep import parse_spec, sweep
 
     def fail(msg):
-        print(f"fastiou sweep: {msg}", file=sys.stderr)
-        return 2
+        return _fail("sweep", msg)
     if args.workers is not None and args.workers < 1:
         return fail(f"--workers: expected a positive number, got {args.workers}")
-    for opt, out in (("--json", args.json), ("--plot", args.plot)):
-        for src in (args.predictions, args.gt):
-            if out and src and _same_file(src, out):
-                return fail(f"{opt} {out}: would overwrite the input file")
+    clash = overwritten_input([args.predictions, args.gt], [("--json", args.json), ("--plot", args.plot)])
+    if clash:
+        return fail(clash)
     try:
         ious = parse_spec(args.iou, "--iou")
         scores = parse_spec(args.score, "--score", -math.inf, math.inf)

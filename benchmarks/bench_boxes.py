@@ -20,6 +20,7 @@ pytest.importorskip("pytest_benchmark")
 
 import fastiou  # noqa: E402
 from fastiou import _inputs  # noqa: E402
+from fastiou.bench.threads import torch_threads  # noqa: E402
 from fastiou.bench.workloads.boxes import IOU_OPS, IOU_SQUARE_SIZES  # noqa: E402
 
 try:
@@ -51,16 +52,6 @@ def _cases():
 def _backend_skip(name: str) -> str | None:
     info = fastiou.backends().get(name, {})
     return None if info.get("available") else f"backend {name}: {info.get('reason', 'unknown')}"
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("op,n,dtype,device,impl", list(_cases()))
@@ -95,7 +86,7 @@ def test_iou_square(benchmark, op, n, dtype, device, impl):
         x2 = torch.from_numpy(b2).to(device, getattr(torch, dtype))
         fn = getattr(tv_ops, op)
         if impl == "torchvision 1-thread":
-            ctx = _threads(1)
+            ctx = torch_threads(torch, 1)
 
     def run():
         r = fn(x1, x2)

@@ -93,6 +93,34 @@ def test_pack_layout_boxes_areas_and_unpack(combo, h, w):
     assert np.array_equal(combo.to_numpy(got), combo.to_numpy(fastiou.masks_to_boxes(as_masks(combo, m, "uint8"))))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pack_large_masks_in_pieces(threads):
+    """Masks of more than 256 kB are packed in pieces of rows (in parallel, joined after):
+    objects that span pieces, lie in one piece only, or are empty; one huge mask; bits, boxes
+    and areas as one piece gives them."""
+    h, w = 1100, 700
+    m = np.zeros((7, h, w), np.uint8)
+    m[0, 10:1090, 5:690] = 1                  # spans every piece
+    m[1, 300:310, 100:110] = 1                # inside one piece
+    m[2, 0, 0] = m[2, h - 1, w - 1] = 1       # first and last pixel only
+    m[4, 365:369, 640:] = 1                   # across a piece boundary (row 367), in the last word
+    m[5] = blob_masks(1, h, w, seed=2)[0]     # m[3] stays empty
+    m[6] = np.random.default_rng(0).random((h, w)) < 0.3
+    if not fastiou.backends()["cpp"]["available"]:
+        pytest.skip("fastiou._C is not built")
+    before = fastiou.get_num_threads()
+    fastiou.set_num_threads(threads)
+    try:
+        with fastiou.use_backend("cpp"):
+            for x in (m, m[5:6], np.tile(m[6], (5, 1))[None]):
+                p = fastiou.pack_masks(x)
+                assert np.array_equal(p.bits, expected_bits(x))
+                assert np.array_equal(p.boxes, tight_boxes(x))
+                assert np.array_equal(p.areas, (x != 0).sum((1, 2)))
+    finally:
+        fastiou.set_num_threads(before)
+
+
 def test_masks_to_boxes_packed_matches_torchvision(tv_ops, tv_torch):
     m = blob_masks(5, 40, 90, seed=3)
     want = tv_ops.masks_to_boxes(tv_torch.from_numpy(m != 0)).numpy()
@@ -383,7 +411,8 @@ m = np.load(__import__("sys").argv[1])
 p = fastiou.pack_masks(m)
 np.savez(__import__("sys").argv[2], bits=p.bits, boxes=p.boxes, areas=p.areas,
          iou=fastiou.mask_iou(m, m[::-1].copy()), keep=fastiou.mask_nms(p, np.linspace(1, 0, len(m)), 0.3),
-         stats=fastiou.PackedMasks.from_bits(p.bits, m.shape[2]).boxes)
+         stats=fastiou.PackedMasks.from_bits(p.bits, m.shape[2]).boxes,
+         rle=np.array([r["counts"] for r in fastiou.rle.encode(m)]))
 """
 
 
@@ -411,6 +440,9 @@ def test_cpp_baseline_isa_path(tmp_path):
     assert np.array_equal(outs[1]["boxes"], tight_boxes(m))
     assert np.array_equal(outs[1]["stats"], tight_boxes(m))
     assert np.array_equal(outs[1]["iou"], ref.mask_iou(m, m[::-1]).astype(np.float32))
+    coco = require("pycocotools.mask")  # rle.encode packs its rows with the same loops
+    want = coco.encode(np.asfortranarray((m != 0).astype(np.uint8).transpose(1, 2, 0)))
+    assert outs[1]["rle"].tolist() == [r["counts"] for r in want]
     for k in outs[0]:
         assert np.array_equal(outs[0][k], outs[1][k]), k
 

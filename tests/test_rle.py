@@ -70,7 +70,7 @@ def mask_cases(rng):
     """(N, H, W) uint8 stacks: blobs, noise, empty, full, one pixel, lines, odd sizes."""
     cases = []
     for h, w in [(1, 1), (1, 17), (23, 1), (2, 3), (7, 9), (31, 33), (64, 64), (65, 130),
-                 (100, 37), (1, 200), (200, 1), (127, 255)]:
+                 (100, 37), (1, 200), (200, 1), (127, 255), (129, 65), (191, 300), (480, 640)]:
         cases.append(blobs(rng, 6, h, w))
         cases.append((rng.random((3, h, w)) < rng.random()).astype(np.uint8))
         special = np.zeros((4, h, w), np.uint8)

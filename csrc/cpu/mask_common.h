@@ -58,6 +58,11 @@ inline bool cpu_has_avx2() {
 #endif
 }
 
+// Packs `rows` rows of a uint8 image (row stride sh bytes, w contiguous pixels a row) into
+// rows * mask_words(w) words, the layout above (csrc/cpu/mask_pack.cpp; AVX2 when the CPU has
+// it). rle.encode packs its masks with it.
+void pack_rows(const uint8_t* m, index_t rows, index_t w, index_t sh, uint64_t* out);
+
 // Pixels set in both masks a and b (each h rows of ww words), counted in window `win` only.
 FASTIOU_HD long long window_inter_impl(const uint64_t* __restrict__ a,
                                        const uint64_t* __restrict__ b, index_t ww,

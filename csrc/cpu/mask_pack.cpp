@@ -6,7 +6,8 @@
 // compares with zero and two movemasks; otherwise eight 8-byte loads, each folded to 8 flag
 // bits with a carry trick and a multiply. The tight box and the area come from the words as
 // they are written: a row is in the box when the OR of its words is non-zero, the columns from
-// the OR of every row's words, the area from their popcounts. Parallel over masks (OpenMP).
+// the OR of every row's words, the area from their popcounts. Parallel over pieces of rows
+// (OpenMP; a mask's pieces are joined after).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -118,14 +119,21 @@ struct MaskStats {
   }
 };
 
-// Packs one mask; `col` is ww words of scratch. Avx2: the 64-byte groups by row_words_avx2
-// (only instantiated in an avx2 function).
+// What a piece of a mask (rows [r0, r1), packed on its own: pack_rows_part) contributes to its
+// box and area; the OR of its rows' words is kept beside it (ww words a piece).
+struct PartStats {
+  index_t y0, y1;
+  long long cnt;
+};
+
+// Packs rows [r0, r1) of a mask (the mask's first row at m, its first word at bits) and writes
+// their stats to *part and col (ww words).
 template <bool Avx2>
-FASTIOU_HD void pack_one(const uint8_t* __restrict__ m, uint64_t* __restrict__ bits, index_t h,
-                         index_t w, int32_t* box, int64_t* area, uint64_t* __restrict__ col) {
+FASTIOU_HD void pack_part(const uint8_t* __restrict__ m, uint64_t* __restrict__ bits, index_t r0,
+                          index_t r1, index_t w, PartStats* part, uint64_t* __restrict__ col) {
   const index_t ww = mask_words(w), full = w >> 6;
   MaskStats st(col, ww);
-  for (index_t y = 0; y < h; ++y) {
+  for (index_t y = r0; y < r1; ++y) {
     const uint8_t* row = m + y * w;
     uint64_t* out = bits + y * ww;
     if (Avx2) row_words_avx2(row, out, full);  // then read back from L1
@@ -141,16 +149,33 @@ FASTIOU_HD void pack_one(const uint8_t* __restrict__ m, uint64_t* __restrict__ b
     }
     st.end_row(y);
   }
-  st.finish(box, area);
+  *part = PartStats{st.y0, st.y1, st.cnt};
 }
 
-FASTIOU_TARGET_AVX2 void pack_one_avx2(const uint8_t* m, uint64_t* bits, index_t h, index_t w,
-                                       int32_t* box, int64_t* area, uint64_t* col) {
-  pack_one<true>(m, bits, h, w, box, area, col);
+FASTIOU_TARGET_AVX2 void pack_part_avx2(const uint8_t* m, uint64_t* bits, index_t r0, index_t r1,
+                                        index_t w, PartStats* part, uint64_t* col) {
+  pack_part<true>(m, bits, r0, r1, w, part, col);
 }
-void pack_one_base(const uint8_t* m, uint64_t* bits, index_t h, index_t w, int32_t* box,
-                   int64_t* area, uint64_t* col) {
-  pack_one<false>(m, bits, h, w, box, area, col);
+void pack_part_base(const uint8_t* m, uint64_t* bits, index_t r0, index_t r1, index_t w,
+                    PartStats* part, uint64_t* col) {
+  pack_part<false>(m, bits, r0, r1, w, part, col);
+}
+
+// A mask's box and area from its pieces' stats (parts pieces; their column ORs in col).
+void join_parts(const PartStats* part, uint64_t* col, index_t parts, index_t ww, int32_t* box,
+                int64_t* area) {
+  index_t y0 = -1, y1 = -1;
+  long long cnt = 0;
+  for (index_t p = 0; p < parts; ++p) {
+    cnt += part[p].cnt;
+    if (part[p].y0 < 0) continue;
+    if (y0 < 0) y0 = part[p].y0;
+    y1 = part[p].y1;
+    if (p > 0)
+      for (index_t k = 0; k < ww; ++k) col[k] |= col[p * ww + k];
+  }
+  finish_box(col, ww, y0, y1, box);
+  *area = cnt;
 }
 
 // Box and area of one packed mask.
@@ -174,6 +199,30 @@ void stats_one_base(const uint64_t* bits, index_t h, index_t ww, int32_t* box, i
   stats_one(bits, h, ww, box, area, col);
 }
 
+// Packs `rows` rows (row stride sh bytes, w pixels, unit column stride) into rows * ww words.
+template <bool Avx2>
+FASTIOU_HD void pack_rows_impl(const uint8_t* __restrict__ m, index_t rows, index_t w, index_t sh,
+                               uint64_t* __restrict__ out) {
+  const index_t ww = mask_words(w), full = w >> 6;
+  for (index_t y = 0; y < rows; ++y, out += ww) {
+    const uint8_t* row = m + y * sh;
+    if (Avx2) {
+      row_words_avx2(row, out, full);
+    } else {
+      for (index_t k = 0; k < full; ++k) out[k] = word_portable(row + 64 * k);
+    }
+    if (full < ww) out[full] = word_tail(row + 64 * full, w - 64 * full);
+  }
+}
+
+FASTIOU_TARGET_AVX2 void pack_rows_avx2(const uint8_t* m, index_t rows, index_t w, index_t sh,
+                                        uint64_t* out) {
+  pack_rows_impl<true>(m, rows, w, sh, out);
+}
+void pack_rows_base(const uint8_t* m, index_t rows, index_t w, index_t sh, uint64_t* out) {
+  pack_rows_impl<false>(m, rows, w, sh, out);
+}
+
 // Masks of zero height or width: empty boxes, no pixels.
 void no_pixels(int32_t* boxes, int64_t* areas, index_t n) {
   std::fill(boxes, boxes + 4 * n, 0);
@@ -181,6 +230,20 @@ void no_pixels(int32_t* boxes, int64_t* areas, index_t n) {
 }
 
 }  // namespace
+
+namespace mask_detail {
+void pack_rows(const uint8_t* m, index_t rows, index_t w, index_t sh, uint64_t* out) {
+  static const auto fn = cpu_has_avx2() ? pack_rows_avx2 : pack_rows_base;
+  fn(m, rows, w, sh, out);
+}
+}  // namespace mask_detail
+
+// A mask is packed in pieces of rows, in parallel: pieces of kPieceBytes of input or more (a
+// smaller mask is one piece), at most 64 a mask, so that one large mask is shared by the threads
+// too and a thread that loses its core holds up a small piece only.
+constexpr index_t kPieceBytes = 1 << 18;
+// No threads below this many input bytes (measured: benchmarks/thread_thresholds.py).
+constexpr index_t kParallelPack = 1 << 20;
 
 void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t* areas,
                    index_t n, index_t h, index_t w) {
@@ -190,18 +253,26 @@ void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t
     no_pixels(boxes, areas, n);
     return;
   }
-  auto fn = cpu_has_avx2() ? pack_one_avx2 : pack_one_base;
-  RegionErrors err;
-#pragma omp parallel if (n > 1 && n * h * w > kParallelMin)
-  {
-    std::vector<uint64_t> col;
-    err.run([&] { col.resize(static_cast<size_t>(ww)); });
-#pragma omp for schedule(dynamic, 1)
-    for (index_t k = 0; k < n; ++k)
-      if (!err.failed())
-        fn(masks + k * h * w, bits + k * h * ww, h, w, boxes + 4 * k, areas + k, col.data());
+  const index_t want = std::max<index_t>((kPieceBytes + w - 1) / w, (h + 63) / 64);
+  const index_t per = (h + want - 1) / want;  // pieces a mask
+  const index_t rows = (h + per - 1) / per;   // rows a piece
+  const index_t pieces = n * per;
+  std::vector<PartStats> part;
+  std::vector<uint64_t> col;
+  oom_named([&] { return "pack_masks: out of memory for the stats of " + std::to_string(pieces) + " pieces"; },
+            [&] {
+              part.resize(static_cast<size_t>(pieces));
+              col.resize(static_cast<size_t>(pieces * ww));
+            });
+  auto fn = cpu_has_avx2() ? pack_part_avx2 : pack_part_base;
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1 && n * h * w > kParallelPack)
+  for (index_t p = 0; p < pieces; ++p) {
+    const index_t k = p / per, r0 = (p % per) * rows;
+    fn(masks + k * h * w, bits + k * h * ww, r0, std::min(h, r0 + rows), w, part.data() + p,
+       col.data() + p * ww);
   }
-  err.rethrow([&] { return "pack_masks: out of memory for a row of " + bytes_text(8.0 * ww) + " a thread"; });
+  for (index_t k = 0; k < n; ++k)
+    join_parts(part.data() + k * per, col.data() + k * per * ww, per, ww, boxes + 4 * k, areas + k);
 }
 
 void mask_unpack_cpu(const uint64_t* bits, uint8_t* out, index_t n, index_t h, index_t w) {

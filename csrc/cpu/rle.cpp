@@ -15,6 +15,7 @@
 #endif
 
 #include "cpu_common.h"
+#include "mask_common.h"
 #include "fastiou/ops.h"
 
 namespace fastiou {
@@ -123,26 +124,11 @@ void rle_to_string(const uint32_t* cnts, index_t m, std::string* out) {
 
 namespace {
 
-// Bits c of the result: pixel c of a contiguous row segment of n <= 64 bytes is non-zero.
-inline uint64_t row_bits(const uint8_t* p, int n) {  // SSE2: part of x86-64 itself
-  uint64_t bits = 0;
-  int c = 0;
-#if defined(__SSE2__)
-  const __m128i zero = _mm_setzero_si128();
-  for (; c + 16 <= n; c += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + c));
-    const uint32_t z = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)));
-    bits |= static_cast<uint64_t>(~z & 0xffffu) << c;
-  }
-#endif
-  for (; c < n; ++c) bits |= static_cast<uint64_t>(p[c] != 0) << c;
-  return bits;
-}
-
 // Transition positions (column-major index where a pixel differs from the one before it; the
-// pixel before the first is background) of one mask read through element strides sh, sw.
+// pixel before the first is background) of one mask read through element strides sh, sw: the
+// general case (strided views; contiguous rows and columns have the two paths below).
 // Rows are read in strips of 64 columns, one 64-bit word a row; XOR with the row above marks
-// the columns that change at this row, visited with ctz. Cache friendly for row-major input.
+// the columns that change at this row, visited with ctz.
 void transitions_strips(const uint8_t* m, index_t h, index_t w, index_t sh, index_t sw,
                         std::vector<uint32_t>* pos, std::vector<uint32_t>* colbuf) {
   colbuf->resize(static_cast<size_t>(64 * h));
@@ -154,14 +140,9 @@ void transitions_strips(const uint8_t* m, index_t h, index_t w, index_t sh, inde
     std::fill(ncol, ncol + 64, 0u);
     uint64_t first = 0, prev = 0;
     for (index_t y = 0; y < h; ++y) {
-      uint64_t word;
       const uint8_t* row = m + y * sh + x0 * sw;
-      if (sw == 1) {
-        word = row_bits(row, s);
-      } else {
-        word = 0;
-        for (int c = 0; c < s; ++c) word |= static_cast<uint64_t>(row[c * sw] != 0) << c;
-      }
+      uint64_t word = 0;
+      for (int c = 0; c < s; ++c) word |= static_cast<uint64_t>(row[c * sw] != 0) << c;
       if (y == 0) {
         first = word;
       } else {
@@ -213,6 +194,129 @@ void transitions_columns(const uint8_t* m, index_t h, index_t w, index_t sw,
   }
 }
 
+// 64 x 64 bit matrix transpose in place: on entry bit c of a[r] is element (r, c), on return
+// bit r of a[c] is. Six rounds, each swapping the off-diagonal halves of every block.
+inline void transpose64(uint64_t* a) {
+  uint64_t m = 0x00000000ffffffffull;
+  for (int j = 32; j != 0; j >>= 1, m ^= m << j) {
+    for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+      const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+      a[k] ^= t << j;
+      a[k | j] ^= t;
+    }
+  }
+}
+
+// Row-major input with contiguous rows (the usual (N, H, W) array), in one pass at memory
+// speed: each band of 64 rows is packed to bits (pack_rows: AVX2 compares when the CPU has
+// them) and its 64 x 64 blocks are transposed to column words; a block that is all background
+// or all foreground (most of them) is not transposed, and a strip of 64 columns made only of
+// such blocks of one value is not walked at all. The other strips' column words are walked in
+// order: the pixels that differ from the one before them are word ^ (word << 1 | carry),
+// visited with ctz, and become counts at once. Scratch: 64 rows of words, the column words of
+// the mixed strips (at most h * w / 8 bytes) and a state per strip.
+enum : uint8_t { kStripZero = 0, kStripOne = 1, kStripMixed = 2, kStripNew = 3 };
+
+// Counts from the positions where a pixel differs from the one before it, in order.
+struct ChangeWriter {
+  CountWriter wr;
+  uint64_t done = 0;  // the last change
+  explicit ChangeWriter(std::string* out) : wr(out) {}
+  __attribute__((noinline)) void bits(uint64_t d, uint64_t base) {  // a change at base + each set bit
+    do {
+      const uint64_t pos = base + static_cast<uint64_t>(__builtin_ctzll(d));
+      wr.add(static_cast<uint32_t>(pos - done));
+      done = pos;
+      d &= d - 1;
+    } while (d);
+  }
+};
+
+// Walks one column of nb words (the last one holding last_rows rows) after a pixel of value
+// prev; returns the column's last pixel.
+inline uint64_t walk_column(const uint64_t* __restrict__ col, index_t nb, int last_rows,
+                            uint64_t prev, uint64_t base, ChangeWriter* out) {
+  for (index_t b = 0; b + 1 < nb; ++b) {
+    const uint64_t word = col[b];
+    const uint64_t d = word ^ ((word << 1) | prev);
+    prev = word >> 63;
+    if (d) out->bits(d, base + 64 * static_cast<uint64_t>(b));
+  }
+  const uint64_t word = col[nb - 1];
+  const uint64_t valid = last_rows == 64 ? ~uint64_t(0) : (uint64_t(1) << last_rows) - 1;
+  const uint64_t d = (word ^ ((word << 1) | prev)) & valid;
+  if (d) out->bits(d, base + 64 * static_cast<uint64_t>(nb - 1));
+  return (word >> (last_rows - 1)) & 1;
+}
+
+void encode_packed(const uint8_t* m, index_t h, index_t w, index_t sh, std::vector<uint64_t>* bandv,
+                   std::vector<uint64_t>* colv, std::vector<uint8_t>* statev, std::string* out) {
+  const index_t ww = mask_words(w), nb = (h + 63) >> 6;
+  bandv->resize(static_cast<size_t>(66 * ww));
+  colv->resize(static_cast<size_t>(64 * ww * nb));
+  statev->assign(static_cast<size_t>(ww), kStripNew);
+  uint64_t* band = bandv->data();
+  uint64_t* any = band + 64 * ww;  // per word column of the band: OR and AND of its rows
+  uint64_t* all = any + ww;
+  uint64_t* cw = colv->data();  // cw[x * nb + b]: rows 64b..64b+63 of column x, bit r = row 64b + r
+  uint8_t* state = statev->data();
+  uint64_t blk[64];
+  const uint64_t last_word = w % 64 ? (uint64_t(1) << (w % 64)) - 1 : ~uint64_t(0);
+  for (index_t b = 0; b < nb; ++b) {
+    const index_t rows = std::min<index_t>(64, h - 64 * b);
+    mask_detail::pack_rows(m + 64 * b * sh, rows, w, sh, band);
+    std::fill(any, any + ww, uint64_t(0));
+    std::fill(all, all + ww, ~uint64_t(0));
+    for (index_t r = 0; r < rows; ++r) {
+      const uint64_t* row = band + r * ww;
+      for (index_t k = 0; k < ww; ++k) {
+        any[k] |= row[k];
+        all[k] &= row[k];
+      }
+    }
+    for (index_t k = 0; k < ww; ++k) {
+      const uint64_t valid = k + 1 < ww ? ~uint64_t(0) : last_word;
+      const uint8_t kind = any[k] == 0 ? kStripZero : all[k] == valid ? kStripOne : kStripMixed;
+      uint8_t& st = state[k];
+      if (kind != kStripMixed && (st == kStripNew || st == kind)) {
+        st = kind;  // one value so far: its words are written only if the strip turns mixed
+        continue;
+      }
+      uint64_t* dst = cw + 64 * k * nb + b;
+      if (st != kStripMixed) {  // turns mixed at this band: write the uniform bands above it
+        const uint64_t fill = st == kStripOne ? ~uint64_t(0) : 0;
+        for (index_t c = 0; c < 64; ++c)
+          for (index_t bb = 0; bb < b; ++bb) dst[c * nb + bb - b] = fill;
+        st = kStripMixed;
+      }
+      if (kind != kStripMixed) {
+        const uint64_t fill = kind == kStripOne ? ~uint64_t(0) : 0;
+        for (index_t c = 0; c < 64; ++c) dst[c * nb] = fill;
+        continue;
+      }
+      for (index_t r = 0; r < rows; ++r) blk[r] = band[r * ww + k];
+      std::fill(blk + rows, blk + 64, uint64_t(0));
+      transpose64(blk);
+      for (index_t c = 0; c < 64; ++c) dst[c * nb] = blk[c];
+    }
+  }
+  ChangeWriter wr(out);
+  const int last_rows = static_cast<int>(h - 64 * (nb - 1));
+  uint64_t prev = 0;  // the pixel before the next one
+  for (index_t k = 0; k < ww; ++k) {
+    if (state[k] != kStripMixed) {  // one value throughout: at most a change at its first pixel
+      const uint64_t v = state[k] == kStripOne;
+      if (v != prev) wr.bits(1, static_cast<uint64_t>(64 * k * h));
+      prev = v;
+      continue;
+    }
+    const index_t x1 = std::min<index_t>(w, 64 * k + 64);
+    for (index_t x = 64 * k; x < x1; ++x)
+      prev = walk_column(cw + x * nb, nb, last_rows, prev, static_cast<uint64_t>(x * h), &wr);
+  }
+  wr.wr.add(static_cast<uint32_t>(static_cast<uint64_t>(h * w) - wr.done));
+}
+
 void runs_from_transitions(const std::vector<uint32_t>& pos, uint64_t hw, std::string* out) {
   CountWriter wr(out);
   uint32_t prev = 0;
@@ -231,11 +335,17 @@ void rle_encode_cpu(const uint8_t* masks, index_t n, index_t h, index_t w, index
 #pragma omp parallel if (n > 1 && n * h * w > (1 << 20))
   {
     std::vector<uint32_t> pos, colbuf;
+    std::vector<uint64_t> band, cols;
+    std::vector<uint8_t> strips;
 #pragma omp for schedule(dynamic, 1)
     for (index_t i = 0; i < n; ++i)
       err.run([&] {
         pos.clear();
         const uint8_t* m = masks + i * sn;
+        if (h > 0 && w > 0 && sw == 1) {
+          encode_packed(m, h, w, sh, &band, &cols, &strips, out + i);
+          return;
+        }
         if (h > 0 && w > 0) {
           if (sh == 1 && sw != 1)
             transitions_columns(m, h, w, sw, &pos);

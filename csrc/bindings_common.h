@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "cpu/cpu_common.h"
 
 namespace fastiou {
@@ -31,12 +35,41 @@ extern std::atomic<bool> g_forked_child;
 // thread fn runs on a helper thread of the child, whose pool is its own.
 void run_in_child(const std::function<void()>& fn);
 
-// Runs a kernel call without the GIL, fork-safely; returns what fn returns. fn must not touch
-// Python objects.
+// For the duration of a kernel call: the OpenMP team of this thread cut to team_size (the
+// cores other processes keep busy are left to them; cpu/threads.cpp).
+class CallTeam {
+ public:
+  CallTeam() {
+#ifdef _OPENMP
+    const int want = omp_get_max_threads();
+    const int t = team_size(want);
+    if (t != want) {
+      omp_set_num_threads(t);
+      before_ = want;
+    }
+#endif
+  }
+  ~CallTeam() {
+#ifdef _OPENMP
+    if (before_) omp_set_num_threads(before_);
+#endif
+  }
+  CallTeam(const CallTeam&) = delete;
+  CallTeam& operator=(const CallTeam&) = delete;
+
+ private:
+  int before_ = 0;
+};
+
+// Runs a kernel call without the GIL, fork-safely, on the team above; returns what fn returns.
+// fn must not touch Python objects.
 template <typename F>
 auto released(F&& fn) -> decltype(fn()) {
   py::gil_scoped_release release;
-  if (!g_forked_child.load(std::memory_order_relaxed)) return fn();
+  if (!g_forked_child.load(std::memory_order_relaxed)) {
+    CallTeam team;
+    return fn();
+  }
   using R = decltype(fn());
   if constexpr (std::is_void_v<R>) {
     run_in_child([&fn] { fn(); });

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -175,7 +176,7 @@ int get_num_threads() {
 }  // namespace
 
 void run_in_child(const std::function<void()>& fn) {
-  const int t = g_child_threads.load();
+  const int t = team_size(g_child_threads.load());
   if (t <= 1 || !pthread_equal(pthread_self(), g_fork_thread)) {
     set_omp_threads(t);
     fn();
@@ -209,6 +210,21 @@ void register_threads(py::module_& m) {
   m.def("get_num_threads", &fastiou::bind::get_num_threads);
   m.def("max_num_threads", &fastiou::bind::max_threads,
         "The largest count set_num_threads accepts (4 x the CPUs).");
+  if (const char* e = std::getenv("FASTIOU_LOAD_AWARE_THREADS"))
+    if (std::string(e) == "0") fastiou::set_load_aware(false);
+  m.def("set_load_aware", &fastiou::set_load_aware, py::arg("on"),
+        "Whether kernel calls leave the cores other processes keep busy to them (default: on).");
+  m.def("load_aware", &fastiou::load_aware);
+  m.def("call_team", [] {
+    fastiou::bind::CallTeam team;
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }, "The threads a kernel call made now would start (its team; for the tests).");
+  m.def("free_cores", &fastiou::free_cores,
+        "Free cores at the last reading of the CPU load (0: not known yet).");
   m.def("forked_child", [] { return fastiou::bind::g_forked_child.load(); },
         "Whether this process was made by fork() after fastiou._C was loaded.");
   m.def("_mark_forked_child", [] {

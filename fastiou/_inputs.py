@@ -59,16 +59,18 @@ def random_masks(n: int, h: int, w: int, seed: int = 0, *, empty_every: int = 0)
 
 
 def instance_masks(n: int, h: int, w: int, seed: int = 0, *, per_object: int = 5,
-                   jitter: float = 0.1) -> np.ndarray:
+                   jitter: float = 0.1, across: tuple[float, float] = (1 / 40, 1 / 4)) -> np.ndarray:
     """``(n, h, w)`` uint8 masks as an instance-segmentation head predicts them: ``n /
-    per_object`` objects (ellipses 1/40 to 1/4 of the image across), each predicted
-    ``per_object`` times with its centre and radii moved by up to ``jitter`` of its size
-    ("mask-iou", "mask-nms"). Only each mask's box is filled in, so it is fast at any size.
+    per_object`` objects (ellipses ``across[0]`` to ``across[1]`` of the image across; COCO's
+    large objects: ``(1 / 30, 2 / 5)``), each predicted ``per_object`` times with its centre
+    and radii moved by up to ``jitter`` of its size ("mask-iou", "mask-nms"). Only each mask's
+    box is filled in, so it is fast at any size.
     """
     rng = np.random.default_rng(seed)
     objects = max(1, n // per_object)
-    ry0 = rng.uniform(h / 80, h / 8, objects)
-    rx0 = rng.uniform(w / 80, w / 8, objects)
+    lo, hi = across
+    ry0 = rng.uniform(h * lo / 2, h * hi / 2, objects)
+    rx0 = rng.uniform(w * lo / 2, w * hi / 2, objects)
     cy0, cx0 = rng.uniform(0, h, objects), rng.uniform(0, w, objects)
     out = np.zeros((n, h, w), dtype=np.uint8)
     for i in range(n):

@@ -278,6 +278,57 @@ def demo_case(env, n):
 '''
 
 
+THREADS_AREA = '''
+import numpy as np
+import fastiou
+from fastiou.bench.registry import Case, Contender, case_workload
+
+ORDER = 96
+
+@case_workload("zz-threads", "box_iou on the default threads and on one",
+               lambda device, quick: [(1200,)])
+def threads_case(env, n):
+    b = np.random.default_rng(0).uniform(0, 100, (n, 4)).astype(np.float32)
+    b[:, 2:] += b[:, :2]
+    one = env.fastiou_threads(1)
+    return Case("zz-threads", "box_iou", str(n), "float32", env.device, [
+        Contender("numpy", "baseline", lambda: fastiou.box_iou(b, b)),
+        Contender("fastiou[cpp]", "fastiou", lambda: fastiou.box_iou(b, b)),
+        Contender("fastiou[cpp] 1-thread", "fastiou", lambda: fastiou.box_iou(b, b), one),
+    ], rtol=0, atol=0)
+'''
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="the busy process is pinned with sched_setaffinity")
+def test_shared_core_mode_measures_each_case_again_under_load(tmp_path):
+    """--shared-core: each case twice (idle, then with a busy process on one core), rows and
+    records marked with the load, the default-vs-1-thread summary, the busy process gone."""
+    (tmp_path / "zz_threads.py").write_text(THREADS_AREA)
+    out = tmp_path / "res.json"
+    proc = run_python(f"""
+        import fastiou.bench.workloads as w
+        w.__path__.append({str(tmp_path)!r})
+        from fastiou.bench import main
+        raise SystemExit(main(['--only', 'zz-threads', '--shared-core', '--json', {str(out)!r},
+                               '--repeats', '2', '--min-sample', '0.002']))
+        """)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["shared_core"] is True
+    assert [c.get("load") for c in doc["cases"]] == [None, "1 core busy"]
+    loaded = [r for r in doc["rows"] if r.get("load")]
+    assert loaded and all(r["check"] == "ok" for r in doc["rows"])
+    table, summary = proc.stdout.split("shared core (1 core busy)")
+    ops = [line.split()[1:3] for line in table.splitlines() if line.startswith("zz-threads")]
+    assert ["box_iou", "[busy]"] in ops and any(o[1] != "[busy]" for o in ops)
+    row = next(line for line in summary.splitlines() if line.startswith("zz-threads"))
+    assert row.split()[-1] in ("ok", "OVER") and row.split()[-2].endswith("x")
+    note = doc["notes"]["shared core"]
+    assert "pinned to CPU" in note
+    pid = int(note.split("pid ")[1].split(",")[0])
+    assert not os.path.exists(f"/proc/{pid}") or "while True" not in open(f"/proc/{pid}/cmdline").read()
+
+
 def test_a_module_in_the_workloads_folder_is_a_new_area(tmp_path):
     (tmp_path / "zz_demo.py").write_text(DEMO_AREA)
     proc = run_python(f"""

@@ -220,6 +220,63 @@ if __name__ == "__main__":
 
 # --------------------------------------------------------------------------- set_num_threads
 
+# --------------------------------------------------------------------------- load-aware teams
+
+LOAD_CASE = """
+import subprocess, time
+from fastiou import _C
+cpus = sorted(os.sched_getaffinity(0))
+fastiou.set_num_threads(len(cpus))
+b = boxes(1500)
+ref = fastiou.box_iou(b, b)
+
+def calls(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        assert np.array_equal(fastiou.box_iou(b, b), ref)
+        assert fastiou.get_num_threads() == len(cpus)  # the user's setting, whatever the team
+        time.sleep(0.01)
+
+busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+try:
+    os.sched_setaffinity(busy.pid, {cpus[-1]})
+    calls(0.8)
+    free = _C.free_cores()
+    assert 1 <= free <= len(cpus) - 1, free   # the busy core is left to its process
+    assert _C.call_team() == free
+finally:
+    busy.kill()
+    busy.wait()
+_C.set_load_aware(False)
+assert not _C.load_aware() and _C.free_cores() == 0
+calls(0.2)
+assert _C.free_cores() == 0                   # no readings while off
+assert _C.call_team() == len(cpus)
+_C.set_load_aware(True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="load readings are Linux-only, and need two CPUs to leave one")
+def test_teams_leave_a_busy_core_to_its_process():
+    """With another process spinning on one core, kernel calls run on the other cores only
+    (a team of two threads with one beside a busy process took 1.5-12x the 1-thread time)."""
+    if not fastiou.backends()["cpp"]["available"]:
+        pytest.skip("fastiou._C is not built")
+    run_case(LOAD_CASE, timeout=60)
+
+
+def test_load_aware_teams_can_be_turned_off():
+    if not fastiou.backends()["cpp"]["available"]:
+        pytest.skip("fastiou._C is not built")
+    run_case("""
+from fastiou import _C
+assert not _C.load_aware()
+fastiou.box_iou(boxes(500), boxes(500))
+assert _C.free_cores() == 0
+""", env={"FASTIOU_LOAD_AWARE_THREADS": "0"})
+
+
 def test_set_num_threads_bounds_and_types():
     run_case("""
 from fastiou import _C

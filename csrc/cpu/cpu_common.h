@@ -28,6 +28,16 @@ constexpr index_t kParallelMin = 1 << 14;
 // whose cores are shared (data-loader workers, other processes), a thread that loses its core
 // then delays the call by one chunk, not by half of the work.
 
+// The team of a kernel call that may use `want` threads: want, less the cores that other
+// processes keep busy (measured on Linux at most every 100 ms; csrc/cpu/threads.cpp). The
+// bindings set it around every call (bindings_common.h: released).
+int team_size(int want);
+// Turns that off (every call gets `want`) or back on; FASTIOU_LOAD_AWARE_THREADS=0 turns it off.
+void set_load_aware(bool on);
+bool load_aware();
+// Free cores at the last reading (0: not known yet).
+int free_cores();
+
 // An allocation failure that says what was being allocated: pybind11 raises MemoryError with
 // what() (a plain std::bad_alloc says only "std::bad_alloc").
 class OutOfMemory : public std::bad_alloc {

@@ -314,6 +314,7 @@ def rows_of(record: dict) -> list[dict]:
     kernel = next((c for c in cs.values() if c["kind"] == "kernel"), None)
     kt = kernel["median_s"] if kernel else None
     rows = []
+    load = record.get("load")
     for b, f in _pairs(cs):
         bt = cs[b]["median_s"] if b else None
         ft = cs[f]["median_s"] if f else None
@@ -331,6 +332,8 @@ def rows_of(record: dict) -> list[dict]:
             "baseline_check": cs[b].get("check") if b else None,
             "skip": skip or None,
         }
+        if load:
+            row["load"] = load
         if kernel is not None:
             row.update(kernel_s=kt, above_kernel_s=ft - kt if ft is not None and kt is not None else None,
                        kernel_check=kernel["check"], kernel_skip=kernel["skip"])

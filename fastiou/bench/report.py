@@ -47,8 +47,9 @@ def _check_cell(row: dict) -> str:
 
 
 def _cells(row: dict) -> list[str]:
+    op = row["op"] + (" [busy]" if row.get("load") else "")  # the load is named in the notes
     return [
-        row["workload"], row["op"], row["size"], _DTYPE_SHORT.get(row["dtype"], row["dtype"]),
+        row["workload"], op, row["size"], _DTYPE_SHORT.get(row["dtype"], row["dtype"]),
         row["baseline"] or "-", fmt_time(row["baseline_s"]), row["fastiou"] or "-",
         fmt_time(row["fastiou_s"]), fmt_ratio(row["ratio"]),
         "-" if row["pct_floor"] is None else f"{row['pct_floor']:.0f}%", _check_cell(row),
@@ -166,7 +167,7 @@ def summaries(doc: dict, workloads: dict[str, Any]) -> list[str]:
     rows of ``doc`` (a run, or a saved file for ``--report``)."""
     out = []
     for wid, w in workloads.items():
-        rows = [r for r in doc["rows"] if r["workload"] == wid]
+        rows = [r for r in doc["rows"] if r["workload"] == wid and not r.get("load")]
         if rows and w.summary is not None:
             out.append(w.summary(rows))
     return out

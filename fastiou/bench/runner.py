@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from fastiou.bench import probe, report
+from fastiou.bench import load, probe, report
 from fastiou.bench.measure import measure, rows_of
 from fastiou.bench.registry import WORKLOADS, Workload, load_workloads, selected
 
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shortest timed sample; fast calls are looped to reach it")
     p.add_argument("--budget", type=float, metavar="SECONDS",
                    help="stop starting new cases after this many seconds (they are listed as skipped)")
+    p.add_argument("--shared-core", action="store_true",
+                   help="measure every case again while another process keeps one core busy, and "
+                        "compare fastiou's default threads with its 1-thread run under that load")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     p.add_argument("--report", metavar="PATH", help="print the table of a saved JSON file and exit")
     return p
@@ -74,10 +77,28 @@ def _print(out: TextIO | None, text: str = "") -> None:
         print(text, file=out, flush=True)
 
 
+def _summaries(doc: dict) -> list[str]:
+    """The workloads' summaries, then the shared-core comparison when there is one."""
+    out = report.summaries(doc, WORKLOADS)
+    shared = load.summary(doc.get("cases", []))
+    return out + [shared] if shared else out
+
+
+def _tick(env):
+    """A cheap fastiou kernel call (see load.BusyCore.on), or None without one."""
+    import numpy as np
+
+    area = getattr(env.fastiou, "box_area", None)
+    if area is None:
+        return None
+    box = np.array([[0.0, 0.0, 1.0, 1.0]], np.float32)
+    return lambda: area(box)
+
+
 def _run_cases(env, workloads: list[Workload], doc: dict, settings: dict, json_path: str | None,
-               out: TextIO | None) -> None:
+               out: TextIO | None, busy: load.BusyCore | None = None) -> None:
     """Every case of ``workloads``, measured, printed and added to ``doc`` (the JSON rewritten
-    after each: a killed run keeps its rows)."""
+    after each: a killed run keeps its rows); with ``busy``, measured again with it running."""
     t_start = time.perf_counter()
     budget = settings["budget_s"]
     last_key = None
@@ -86,28 +107,37 @@ def _run_cases(env, workloads: list[Workload], doc: dict, settings: dict, json_p
             if budget is not None and time.perf_counter() - t_start > budget:
                 for c in case.contenders:
                     c.skip = c.skip or "time budget spent"
-                record = measure(env, case, 0, settings["min_sample_s"], 0.0, min_repeats=0)
+                records = [measure(env, case, 0, settings["min_sample_s"], 0.0, min_repeats=0)]
             else:
-                record = measure(env, case, settings["repeats"], settings["min_sample_s"],
-                                 settings["case_budget_s"])
-            rows = rows_of(record)
+                records = [measure(env, case, settings["repeats"], settings["min_sample_s"],
+                                   settings["case_budget_s"])]
+                if busy is not None:
+                    with busy.on(_tick(env)):
+                        loaded = measure(env, case, settings["repeats"], settings["min_sample_s"],
+                                         settings["case_budget_s"])
+                    loaded["load"] = load.LABEL
+                    records.append(loaded)
             doc["notes"] = dict(env.notes)  # builders add notes (an optional peer missing)
-            doc["cases"].append(record)
-            doc["rows"].extend(rows)
             if last_key is not None:
                 _print(out)
             last_key = (case.workload, case.op, case.size, case.dtype)
-            for row in rows:
-                _print(out, report.format_row(row))
+            for record in records:
+                rows = rows_of(record)
+                doc["cases"].append(record)
+                doc["rows"].extend(rows)
+                for row in rows:
+                    _print(out, report.format_row(row))
             if json_path:
                 report.write_json(json_path, doc)
 
 
 def run(workloads: list[str] | None = None, *, device: str = "cpu", quick: bool = False,
         repeats: int | None = None, min_sample: float | None = None, budget: float | None = None,
-        json_path: str | None = None, out: TextIO | None = None, argv: list[str] | None = None) -> dict:
+        json_path: str | None = None, out: TextIO | None = None, argv: list[str] | None = None,
+        shared_core: bool = False) -> dict:
     """Run the named workloads (all without a list) and return the JSON document; print the
-    header and the rows to ``out`` as they come, and rewrite ``json_path`` after each case."""
+    header and the rows to ``out`` as they come, and rewrite ``json_path`` after each case.
+    ``shared_core``: each case again with one core kept busy (:mod:`fastiou.bench.load`)."""
     from fastiou.bench.env import Env
 
     chosen = selected(workloads)
@@ -117,15 +147,25 @@ def run(workloads: list[str] | None = None, *, device: str = "cpu", quick: bool 
                            f"({env.notes.get('torch') or 'torch.cuda.is_available() is False'})")
     settings = {"device": device, "quick": quick, "repeats": repeats or (3 if quick else 7),
                 "min_sample_s": min_sample or (0.02 if quick else 0.05),
-                "case_budget_s": 8.0 if quick else 40.0, "budget_s": budget}
+                "case_budget_s": 8.0 if quick else 40.0, "budget_s": budget, "shared_core": shared_core}
+    if shared_core and device != "cpu":
+        raise BenchUnavailable("fastiou bench: --shared-core measures the CPU kernels (--device cpu)")
+    try:
+        busy = load.BusyCore() if shared_core else None
+    except load.Unavailable as exc:
+        raise BenchUnavailable(f"fastiou bench: {exc}") from None
+    if busy is not None:
+        env.notes["shared core"] = busy.description
     doc = _new_doc(env, list(argv if argv is not None else []), [w.id for w in chosen], settings)
     _print(out, report.format_context(doc))
     notes_shown = set(doc["notes"])
     _print(out, report.format_header())
     t_start = time.perf_counter()
     try:
-        _run_cases(env, chosen, doc, settings, json_path, out)
+        _run_cases(env, chosen, doc, settings, json_path, out, busy)
     finally:
+        if busy is not None:
+            busy.close()
         doc["seconds"] = time.perf_counter() - t_start
         if json_path:
             report.write_json(json_path, doc)
@@ -135,7 +175,7 @@ def run(workloads: list[str] | None = None, *, device: str = "cpu", quick: bool 
         if k not in notes_shown:
             _print(out, f"note: {note}")
     _print(out, report.FOOTER)
-    for text in report.summaries(doc, WORKLOADS):
+    for text in _summaries(doc):
         _print(out)
         _print(out, text)
     return doc
@@ -147,7 +187,7 @@ def _print_saved(path: str, out: TextIO) -> int:
     load_workloads()
     print(report.format_context(doc), file=out)
     print(report.format_table(doc["rows"]), file=out)
-    for text in report.summaries(doc, WORKLOADS):
+    for text in _summaries(doc):
         print(file=out)
         print(text, file=out)
     return 0
@@ -172,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     json_path = None if args.json == "-" else args.json
     try:
         doc = run(args.only, device=args.device, quick=args.quick, repeats=args.repeats,
-                  min_sample=args.min_sample, budget=args.budget, json_path=json_path, out=out, argv=argv)
+                  min_sample=args.min_sample, budget=args.budget, json_path=json_path, out=out, argv=argv,
+                  shared_core=args.shared_core)
     except BenchUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ NMS and mmdet's ``mask_matrix_nms`` formula in torch for Matrix NMS.
 
 from __future__ import annotations
 
+import os
 import zlib
 from typing import Any, Callable
 
@@ -154,16 +155,25 @@ def _device_masks(env: Env, masks: np.ndarray):
 # mask-iou
 
 
+#: Object sizes of the mask workloads: ellipses this fraction of the image across.
+ACROSS = {"": (1 / 40, 1 / 4), "large": (1 / 30, 2 / 5)}
+
+
+def _size_label(base: str, objects: str) -> str:
+    return f"{base} {objects}" if objects else base
+
+
 def mask_iou_params(device: str, quick: bool) -> list[tuple]:
-    sizes = [(100, 100, 480, 640), (100, 100, 1024, 1024)]
+    sizes = [(100, 100, 480, 640, ""), (100, 100, 1024, 1024, ""), (100, 100, 1024, 1024, "large")]
     if not quick:
-        sizes.append((300, 300, 800, 1333))
+        sizes.append((300, 300, 800, 1333, ""))
     return sizes
 
 
-@case_workload("mask-iou", "dense mask IoU, instance-like masks (clusters of 5 predictions)", mask_iou_params)
-def mask_iou_case(env: Env, n: int, m: int, h: int, w: int) -> Case:
-    both = _inputs.instance_masks(n + m, h, w, seed=n + h)
+@case_workload("mask-iou", "dense mask IoU, instance-like masks (clusters of 5 predictions; 'large': "
+               "objects 1/30 to 2/5 of the image across)", mask_iou_params)
+def mask_iou_case(env: Env, n: int, m: int, h: int, w: int, objects: str = "") -> Case:
+    both = _inputs.instance_masks(n + m, h, w, seed=n + h, across=ACROSS[objects])
     m1, m2 = np.ascontiguousarray(both[0::2][:n]), np.ascontiguousarray(both[1::2][:m])
     (f1, t1), (f2, t2) = _device_masks(env, m1), _device_masks(env, m2)
     contenders = _torch_baselines(env, "torch matmul", torch_mask_iou, (t1, t2))
@@ -180,8 +190,8 @@ def mask_iou_case(env: Env, n: int, m: int, h: int, w: int) -> Case:
         p1, p2 = pack(f1), pack(f2)
         contenders.append(Contender("fastiou packed", "fastiou", lambda: env.fastiou.mask_iou(p1, p2),
                                     expect_type=env.type_of(f1), expect_dtype="float32"))
-    return Case("mask-iou", "mask_iou", f"{n}x{m}@{h}x{w}", "uint8", env.device, contenders,
-                rtol=1e-6, atol=0, notes=_nbytes_note(n, m, h, w))
+    return Case("mask-iou", "mask_iou", _size_label(f"{n}x{m}@{h}x{w}", objects), "uint8", env.device,
+                contenders, rtol=1e-6, atol=0, notes=_nbytes_note(n, m, h, w))
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,20 +201,29 @@ def mask_iou_case(env: Env, n: int, m: int, h: int, w: int) -> Case:
 def rle_encode_params(device: str, quick: bool) -> list[tuple]:
     if device != "cpu":
         return []
-    return [(100, 480, 640), (100, 1024, 1024)]
+    return [(100, 480, 640, ""), (100, 1024, 1024, ""), (200, 480, 640, "large"), (100, 1024, 1024, "large")]
 
 
-@case_workload("rle-encode", "COCO RLE encode from (N, H, W) masks", rle_encode_params)
-def rle_encode_case(env: Env, n: int, h: int, w: int) -> Case:
-    masks = _inputs.instance_masks(n, h, w, seed=7)
+def _read_floor(masks: np.ndarray) -> Contender:
+    """Reading the masks once (numpy's count_nonzero, one thread): the floor of any encoder."""
+    return Contender("floor", "floor", lambda: np.count_nonzero(masks))
+
+
+@case_workload("rle-encode", "COCO RLE encode from (N, H, W) masks ('large': objects 1/30 to 2/5 of the "
+               "image across, each its own)", rle_encode_params)
+def rle_encode_case(env: Env, n: int, h: int, w: int, objects: str = "") -> Case:
+    masks = _inputs.instance_masks(n, h, w, seed=7, across=ACROSS[objects], per_object=1 if objects else 5)
     mask_util = env.optional("pycocotools.mask", "pycocotools")
     contenders = []
     if mask_util is not None:
         contenders.append(Contender("pycocotools", "baseline", lambda: coco_encode(mask_util, masks),
                                     canon=_rle_canon))
     contenders += _host_variants(env, "rle.encode", env.fastiou.rle.encode, (masks,), canon=_rle_canon)
-    return Case("rle-encode", "rle.encode", f"{n}@{h}x{w}", "uint8", env.device, contenders,
-                rtol=0, atol=0, compare="equal", notes={"baseline": "includes the (H, W, N) Fortran copy"})
+    contenders.append(_read_floor(masks))
+    return Case("rle-encode", "rle.encode", _size_label(f"{n}@{h}x{w}", objects), "uint8", env.device,
+                contenders, rtol=0, atol=0, compare="equal",
+                notes={"baseline": "includes the (H, W, N) Fortran copy",
+                       "floor": "% floor = reading the masks once (np.count_nonzero) / fastiou time"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +253,6 @@ def _real_images(path: str) -> list[tuple] | None:
     """(dt, dt, iscrowd) per image of the real predictions: every detection against every
     other, a fifth of them taken as crowd regions."""
     import json
-    import os
 
     if not os.path.exists(path):
         return None
@@ -253,19 +271,17 @@ def _real_images(path: str) -> list[tuple] | None:
 REAL_SEGM = "../shared/data/coco_val2014_segm_results_100img.json"
 
 
-def _real_path() -> str:
-    """The real predictions: ``shared/data`` inside the source tree or beside it, or beside
-    one of its two parent folders (a worktree next to the main checkout), else ``REAL_SEGM``
-    relative to the working directory."""
-    import os
-
+def _real_path(rel: str = REAL_SEGM) -> str:
+    """A file of the real data (the predictions by default): ``shared/data`` inside the source
+    tree or beside it, or beside one of its two parent folders (a worktree next to the main
+    checkout), else ``rel`` relative to the working directory."""
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-    name = os.path.basename(REAL_SEGM)
+    name = os.path.basename(rel)
     for up in ("", "..", os.path.join("..", ".."), os.path.join("..", "..", "..")):
         here = os.path.normpath(os.path.join(root, up, "shared", "data", name))
         if os.path.exists(here):
             return here
-    return REAL_SEGM
+    return rel
 
 
 @case_workload("rle-iou", "COCO RLE iou with iscrowd: eval-style per image, 100x100 worst case, real "
@@ -307,6 +323,84 @@ def rle_iou_case(env: Env, kind: str, count: int) -> Case:
     contenders += [c if not skip else Contender(c.name, c.kind, None, c.context, skip, canon=canon)
                    for c in _host_variants(env, "rle.iou", run, (env.fastiou.rle.iou,), canon=canon)]
     return Case("rle-iou", f"rle.iou {kind}", size, "rle", env.device, contenders, rtol=0, atol=0,
+                compare="equal", notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
+# rle-codec: decode and polygons, where `fastiou check` and `sweep` spend their time
+
+
+REAL_GT = "../shared/data/coco_val2014_instances_100img.json"
+
+
+def rle_codec_params(device: str, quick: bool) -> list[tuple]:
+    if device != "cpu":
+        return []
+    return [("decode", "real"), ("decode", "large"), ("polygons", "real")]
+
+
+def _coco_decode(mask_util, rles):
+    """pycocotools' decode, its own (H, W, N) Fortran layout (no copy to (N, H, W) counted)."""
+    import warnings
+
+    with warnings.catch_warnings():  # its Masks.__array__ predates numpy 2's copy keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_util.decode(rles)
+
+
+def _ann_to_rle(mask_util, seg, h: int, w: int):
+    """pycocotools' COCO.annToRLE for a polygon list: frPyObjects, then merge."""
+    return mask_util.merge(mask_util.frPyObjects(seg, h, w))
+
+
+@case_workload("rle-codec", "COCO RLE decode (real predictions per image; 100 large masks at 1024x1024) "
+               "and polygons to RLE (the real ground truth, annToRLE per annotation)", rle_codec_params)
+def rle_codec_case(env: Env, op: str, data: str) -> Case:
+    import json
+
+    mask_util = env.optional("pycocotools.mask", "pycocotools")
+    rle = env.fastiou.rle
+    skip = None
+    notes: dict[str, Any] = {}
+    if op == "decode":
+        if data == "real":
+            got = _real_images(_real_path())
+            groups = [g[0] for g in got] if got is not None else []
+            skip = None if got is not None else f"{REAL_SEGM} not found"
+            size = f"{len(groups)}img"
+            notes["masks"] = sum(len(g) for g in groups)
+        else:
+            groups = [rle.encode(_inputs.instance_masks(100, 1024, 1024, seed=3, across=ACROSS["large"],
+                                                        per_object=1))]
+            size = "100@1024x1024 large"
+        base = lambda: [_coco_decode(mask_util, g) for g in groups]  # noqa: E731
+        mine = lambda: [rle.decode(g) for g in groups]  # noqa: E731
+        canon_base = lambda res: np.concatenate([np.ascontiguousarray(x.transpose(2, 0, 1)).ravel() for x in res])  # noqa: E731
+        canon_mine = lambda res: np.concatenate([x.ravel() for x in res])  # noqa: E731
+        notes["layout"] = "pycocotools returns (H, W, N) Fortran order, fastiou (N, H, W) C order; neither copies"
+    else:
+        path = _real_path(REAL_GT)
+        anns: list[tuple] = []
+        if os.path.exists(path):
+            with open(path) as f:
+                coco = json.load(f)
+            hw = {im["id"]: (im["height"], im["width"]) for im in coco["images"]}
+            anns = [(a["segmentation"], *hw[a["image_id"]]) for a in coco["annotations"]
+                    if isinstance(a["segmentation"], list)]
+        else:
+            skip = f"{REAL_GT} not found"
+        size = f"{len(anns)} annotations"
+        notes["points"] = sum(len(p) // 2 for seg, _, _ in anns for p in seg)
+        base = lambda: [_ann_to_rle(mask_util, seg, h, w) for seg, h, w in anns]  # noqa: E731
+        mine = lambda: [rle.from_segmentation(seg, h, w) for seg, h, w in anns]  # noqa: E731
+        canon_base = canon_mine = _rle_canon
+    base_skip = skip or (None if mask_util is not None else "pycocotools not installed")
+    contenders = [Contender("pycocotools", "baseline", None if base_skip else base, skip=base_skip,
+                            canon=canon_base)]
+    for c in _host_variants(env, f"rle.{op}", mine, (), canon=canon_mine):
+        contenders.append(c if not skip else Contender(c.name, c.kind, None, c.context, skip, canon=canon_mine))
+    return Case("rle-codec", "rle.decode" if op == "decode" else "rle.from_segmentation", size,
+                "rle" if op == "decode" else "poly", env.device, contenders, rtol=0, atol=0,
                 compare="equal", notes=notes)
 
 

@@ -321,6 +321,8 @@ def _polygons(polys, name: str) -> list:
 
 
 def _check_hw(h, w) -> tuple[int, int]:
+    if type(h) is int and type(w) is int and h >= 0 and w >= 0 and h * w < _MAX_PIXELS:
+        return h, w  # the usual call, checked in one line
     for v, n in ((h, "h"), (w, "w")):
         if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
             raise InputError(f"{n}: expected a non-negative integer, got {v!r}")
@@ -339,7 +341,9 @@ def _box_polygons(boxes) -> list:
 
 
 def _from_polygons(polys, h, w, name) -> list:
-    return _dicts(_dispatch.call_host("rle_from_polygons", polys, h, w, name), h, w)
+    # polys: float64 C-contiguous arrays (_polygons), h and w checked ints: built to the op's
+    # declaration here, so straight to the backend (which checks each polygon again)
+    return _dicts(_dispatch.host_function("rle_from_polygons")(polys, h, w, name), h, w)
 
 
 def _from_boxes(boxes, h, w) -> list:

@@ -390,46 +390,125 @@ struct RunReader {
   }
 };
 
-constexpr index_t kStrip = 32;  // columns decoded at a time for row-major output
+// Row-major output, the mirror of encode_packed: the runs set bit ranges in column words (each
+// column nb words, bit r of word b = row 64b + r), each 64 x 64 block of them is transposed to
+// row words (all-background and all-foreground blocks are not), and the row words are expanded
+// to bytes 8 at a time through a table. Scratch: the column words (h * w / 8 bytes a thread).
+struct ExpandTable {
+  uint64_t v[256];  // byte i -> 8 bytes, byte k = bit k of i
+  ExpandTable() {
+    for (int i = 0; i < 256; ++i) {
+      uint64_t x = 0;
+      for (int k = 0; k < 8; ++k) x |= static_cast<uint64_t>((i >> k) & 1) << (8 * k);
+      v[i] = x;
+    }
+  }
+};
+const ExpandTable kExpand;
 
-// dst (h, w) row-major, columns [x0, x0 + s) = transpose of src (s, h) row-major.
-FASTIOU_CLONES void transpose_strip(const uint8_t* src, uint8_t* dst, index_t h, index_t w,
-                                    index_t x0, index_t s) {
-  for (index_t y = 0; y < h; ++y) {
-    uint8_t* d = dst + y * w + x0;
-    for (index_t x = 0; x < s; ++x) d[x] = src[x * h + y];
+// The n <= 64 bytes of a row from its word.
+inline void expand_word(uint64_t word, uint8_t* dst, index_t n) {
+  if (n == 64 && (word == 0 || word == ~uint64_t(0))) {
+    std::memset(dst, word ? 1 : 0, 64);
+    return;
+  }
+  index_t x = 0;
+  for (; x + 8 <= n; x += 8, word >>= 8) {
+    const uint64_t bytes = kExpand.v[word & 0xff];
+    std::memcpy(dst + x, &bytes, 8);
+  }
+  for (; x < n; ++x, word >>= 1) dst[x] = static_cast<uint8_t>(word & 1);
+}
+
+// Sets bits [a, b) of words.
+inline void set_bits(uint64_t* words, uint64_t a, uint64_t b) {
+  const uint64_t wa = a >> 6, wb = (b - 1) >> 6;
+  const uint64_t ma = ~uint64_t(0) << (a & 63), mb = ~uint64_t(0) >> (63 - ((b - 1) & 63));
+  if (wa == wb) {
+    words[wa] |= ma & mb;
+    return;
+  }
+  words[wa] |= ma;
+  for (uint64_t k = wa + 1; k < wb; ++k) words[k] = ~uint64_t(0);
+  words[wb] |= mb;
+}
+
+void decode_rows(const uint32_t* c, index_t m, index_t h, index_t w, std::vector<uint64_t>* colv,
+                 uint8_t* out) {
+  const index_t ww = mask_words(w), nb = (h + 63) >> 6;
+  const uint64_t per = static_cast<uint64_t>(64 * nb);  // bits a column
+  colv->assign(static_cast<size_t>(64 * ww * nb), 0);
+  uint64_t* cw = colv->data();
+  uint64_t x = 0, y = 0;  // the pixel after the runs so far
+  const uint64_t uh = static_cast<uint64_t>(h);
+  for (index_t j = 0; j < m; ++j) {
+    uint64_t len = c[j];
+    if (!(j & 1)) {  // background: move on
+      y += len;
+      if (y >= uh) {
+        x += y / uh;
+        y %= uh;
+      }
+      continue;
+    }
+    while (len > 0) {  // foreground, a column at a time
+      const uint64_t take = std::min(len, uh - y);
+      set_bits(cw, x * per + y, x * per + y + take);
+      len -= take;
+      y += take;
+      if (y == uh) {
+        y = 0;
+        ++x;
+      }
+    }
+  }
+  uint64_t blk[64];
+  for (index_t b = 0; b < nb; ++b) {
+    const index_t rows = std::min<index_t>(64, h - 64 * b);
+    for (index_t k = 0; k < ww; ++k) {
+      const index_t x0 = 64 * k, cols = std::min<index_t>(64, w - x0);
+      uint64_t any = 0, all = ~uint64_t(0);
+      for (index_t cc = 0; cc < 64; ++cc) {
+        blk[cc] = cc < cols ? cw[(x0 + cc) * nb + b] : 0;
+        any |= blk[cc];
+        all &= blk[cc];
+      }
+      uint8_t* dst = out + 64 * b * w + x0;
+      if (any == 0 || (all == ~uint64_t(0) && cols == 64)) {
+        for (index_t r = 0; r < rows; ++r) std::memset(dst + r * w, any ? 1 : 0, static_cast<size_t>(cols));
+        continue;
+      }
+      transpose64(blk);
+      for (index_t r = 0; r < rows; ++r) expand_word(blk[r], dst + r * w, cols);
+    }
   }
 }
 
 }  // namespace
 
-// Row-major output is decoded 32 columns at a time through a strip buffer (32 * h bytes a
-// thread), so memory peaks at the output, not twice it.
+// Row-major output is decoded through column words (decode_rows); column-major output is the
+// runs written as they come.
 void rle_decode_cpu(const uint32_t* const* cnts, const index_t* m, index_t n, index_t h,
                     index_t w, bool column_major, uint8_t* out) {
   const index_t hw = h * w;
   RegionErrors err;
 #pragma omp parallel if (n > 1 && n * hw > (1 << 20))
   {
-    std::vector<uint8_t> strip;
-    if (!column_major) err.run([&] { strip.resize(static_cast<size_t>(kStrip * h)); });
+    std::vector<uint64_t> cols;
 #pragma omp for schedule(dynamic, 1)
     for (index_t i = 0; i < n; ++i) {
       if (err.failed()) continue;
-      RunReader rd{cnts[i], m[i]};
-      if (column_major) {
+      if (column_major || h <= 0 || w <= 0) {
+        RunReader rd{cnts[i], m[i]};
         rd.put(out + i * hw, static_cast<uint64_t>(hw));
         continue;
       }
-      for (index_t x0 = 0; x0 < w; x0 += kStrip) {
-        const index_t sw = std::min(kStrip, w - x0);
-        rd.put(strip.data(), static_cast<uint64_t>(sw * h));
-        transpose_strip(strip.data(), out + i * hw, h, w, x0, sw);
-      }
+      err.run([&] { decode_rows(cnts[i], m[i], h, w, &cols, out + i * hw); });
     }
   }
   err.rethrow([&] {
-    return "rle.decode: out of memory for a strip buffer of " + bytes_text(32.0 * h) + " a thread";
+    return "rle.decode: out of memory for " + bytes_text(static_cast<double>(h) * static_cast<double>(w) / 8) +
+           " of column words a thread";
   });
 }
 

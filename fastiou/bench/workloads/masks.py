@@ -378,6 +378,9 @@ def rle_codec_case(env: Env, op: str, data: str) -> Case:
         canon_base = lambda res: np.concatenate([np.ascontiguousarray(x.transpose(2, 0, 1)).ravel() for x in res])  # noqa: E731
         canon_mine = lambda res: np.concatenate([x.ravel() for x in res])  # noqa: E731
         notes["layout"] = "pycocotools returns (H, W, N) Fortran order, fastiou (N, H, W) C order; neither copies"
+        notes["floor"] = "% floor = allocating and filling the same uint8 outputs / fastiou time"
+        shapes = [(len(g), *g[0]["size"]) for g in groups]
+        floor = [Contender("floor", "floor", lambda: [np.ones(sh, np.uint8) for sh in shapes])]
     else:
         path = _real_path(REAL_GT)
         anns: list[tuple] = []
@@ -394,11 +397,13 @@ def rle_codec_case(env: Env, op: str, data: str) -> Case:
         base = lambda: [_ann_to_rle(mask_util, seg, h, w) for seg, h, w in anns]  # noqa: E731
         mine = lambda: [rle.from_segmentation(seg, h, w) for seg, h, w in anns]  # noqa: E731
         canon_base = canon_mine = _rle_canon
+        floor = []
     base_skip = skip or (None if mask_util is not None else "pycocotools not installed")
     contenders = [Contender("pycocotools", "baseline", None if base_skip else base, skip=base_skip,
                             canon=canon_base)]
     for c in _host_variants(env, f"rle.{op}", mine, (), canon=canon_mine):
         contenders.append(c if not skip else Contender(c.name, c.kind, None, c.context, skip, canon=canon_mine))
+    contenders += [] if skip else floor
     return Case("rle-codec", "rle.decode" if op == "decode" else "rle.from_segmentation", size,
                 "rle" if op == "decode" else "poly", env.device, contenders, rtol=0, atol=0,
                 compare="equal", notes=notes)

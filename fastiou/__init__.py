@@ -79,6 +79,11 @@ def set_num_threads(num_threads: int) -> None:
         In a process that also runs torch, both may share one OpenMP runtime, so this and
         ``torch.set_num_threads`` can affect each other.
 
+        Busy cores (Linux): each call runs on at most the cores that other processes leave free
+        (read from ``/proc/stat`` at most every 0.1 s), so that a call does not wait for a thread
+        placed beside a data-loader worker or another job; ``num_threads`` is the most it uses.
+        ``FASTIOU_LOAD_AWARE_THREADS=0`` in the environment turns this off.
+
         Fork safety: a process made by ``fork()`` (multiprocessing's default on Linux, ``Pool``,
         DataLoader workers) after fastiou was imported runs the CPU kernels on one thread until
         ``set_num_threads`` is called in it (as DataLoader workers run torch's). Calling it there

@@ -530,7 +530,7 @@ def test_bench_registers_every_workload():
     # `fastiou bench` (the README's main job) finds the workload modules of fastiou/bench/workloads/;
     # run as `python -m fastiou.bench` too (the package's __main__).
     expected = ["iou-square", "nms-sparse", "nms-clustered", "nms-rcnn", "nms-lvis", "nms-yolo",
-                "soft-nms", "mask-iou", "rle-encode", "rle-iou", "mask-nms", "anchors", "iou-anchors", "check",
+                "soft-nms", "mask-iou", "rle-encode", "rle-iou", "rle-codec", "mask-nms", "anchors", "iou-anchors", "check",
                 "sweep", "dropin", "overhead"]
     out = run_python("from fastiou.bench import main; main(['--list'])")
     assert [line.split()[0] for line in out.splitlines() if line.strip()] == expected

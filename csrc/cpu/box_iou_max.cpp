@@ -329,7 +329,7 @@ void item(const T* rows, index_t n, const T* cols, index_t m, T* best_out, int64
   }
   if (!want_col) return;
   lowq_pass(rows, n, c, m, colmax, best_out, boxes.data(), labels, nthreads);
-#pragma omp parallel for schedule(static) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1 << 14) num_threads(nthreads) if (n > (1 << 16))
   for (index_t i = 0; i < n; ++i) labels[i] = packed_label(labels[i]);
 }
 

@@ -5,7 +5,8 @@
 // second job) holds a core, the thread placed beside it runs a fraction of the time, and a call
 // on two threads took 1.5x to 5x as long as the same call on one (measured with `fastiou bench
 // --shared-core`). So before a call the team is cut to the cores that are free: on Linux, from
-// /proc/stat (the busy time of each CPU this process may use) minus this process's own CPU time
+// /proc/stat (the busy time of the CPUs this process may use: elapsed less idle) minus this
+// process's own CPU time
 // (CLOCK_PROCESS_CPUTIME_ID), over the time since the last reading. A reading is taken at most
 // every kInterval, by whichever call comes first after it; the others read two atomics. After
 // a pause of more than kStale without calls, the first call keeps the previous figure.
@@ -34,8 +35,11 @@ constexpr int64_t kInterval = 100'000'000;  // ns between readings
 // came): it only starts a new window, and the next reading comes after kRestart.
 constexpr int64_t kStale = 1'000'000'000;
 constexpr int64_t kRestart = 50'000'000;
-// Another process's share of a core from which that core counts as busy.
-constexpr double kBusyShare = 0.6;
+// Another process's share of a core from which that core counts as busy. Low: a thread placed
+// beside another process can wait a whole time slice (milliseconds) to run, and the team waits
+// for it at the region's end even when the others did all the work (measured: a call of 10 us
+// took 7 ms on two threads with the second core busy).
+constexpr double kBusyShare = 0.4;
 
 std::atomic<int> g_free{0};             // free cores at the last reading; 0: not known
 std::atomic<int64_t> g_next{0};         // steady-clock ns of the next reading
@@ -51,7 +55,7 @@ int64_t now_ns() {
 #if defined(__linux__)
 struct Reading {
   int64_t wall = 0;      // steady ns
-  double busy = 0;       // seconds the CPUs of the set were busy, all processes
+  double idle = 0;       // seconds the CPUs of the set were idle (idle + iowait)
   double own = 0;        // seconds of CPU this process used
   int cpus = 0;          // CPUs in the set
   bool ok = false;
@@ -59,9 +63,10 @@ struct Reading {
 
 Reading g_last;
 
-// Busy seconds (user + nice + system + irq + softirq + steal; not idle or iowait) of the CPUs in
-// `set`, from /proc/stat.
-bool read_proc_stat(const cpu_set_t& set, double* busy, int* cpus) {
+// Idle seconds (idle + iowait) of the CPUs in `set`, from /proc/stat. (Idle time is measured
+// exactly by tickless kernels and only rounded to the tick; the busy fields are sampled at each
+// tick, a noisier figure over 100 ms.)
+bool read_proc_stat(const cpu_set_t& set, double* idle, int* cpus) {
   std::FILE* f = std::fopen("/proc/stat", "re");
   if (f == nullptr) return false;
   static const double tick = 1.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
@@ -81,12 +86,12 @@ bool read_proc_stat(const cpu_set_t& set, double* busy, int* cpus) {
                     &v[3], &v[4], &v[5], &v[6], &v[7]) < 5)
       continue;  // the "cpu" total line
     if (id < 0 || id >= CPU_SETSIZE || !CPU_ISSET(id, &set)) continue;
-    b += v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system [idle iowait] irq softirq steal
+    b += v[3] + v[4];  // user nice system [idle iowait] irq softirq steal
     ++n;
   }
   std::fclose(f);
   if (n == 0) return false;
-  *busy = static_cast<double>(b) * tick;
+  *idle = static_cast<double>(b) * tick;
   *cpus = n;
   return true;
 }
@@ -100,7 +105,7 @@ Reading take_reading() {
   if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return r;
   r.own = static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
   r.wall = now_ns();
-  r.ok = read_proc_stat(set, &r.busy, &r.cpus);
+  r.ok = read_proc_stat(set, &r.idle, &r.cpus);
   return r;
 }
 
@@ -118,7 +123,8 @@ void refresh(int64_t now) {
   g_next.store(now + (stale ? kRestart : kInterval), std::memory_order_relaxed);
   if (!stale && r.cpus == g_last.cpus && r.wall > g_last.wall) {
     const double wall = 1e-9 * static_cast<double>(r.wall - g_last.wall);
-    const double others = ((r.busy - g_last.busy) - (r.own - g_last.own)) / wall;  // cores
+    const double busy = r.cpus * wall - (r.idle - g_last.idle);
+    const double others = (busy - (r.own - g_last.own)) / wall;  // cores
     const int taken = others <= 0 ? 0 : static_cast<int>(std::floor(others + (1.0 - kBusyShare)));
     g_free.store(std::max(1, r.cpus - taken), std::memory_order_relaxed);
   }

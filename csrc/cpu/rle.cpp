@@ -688,17 +688,21 @@ uint64_t intersection(const uint32_t* a, index_t na, const uint32_t* b, index_t 
   return inter;
 }
 
-// Foreground intervals (start, end) of one mask appended to iv.
-void intervals_of(const uint32_t* c, index_t m, std::vector<uint32_t>* iv) {
+// Foreground intervals [start, end) of one mask's non-empty foreground runs, written at out
+// (room for m / 2 pairs); returns how many. Branch-free: an empty run's pair is written and
+// then overwritten by the next one.
+inline size_t intervals_of(const uint32_t* c, index_t m, uint32_t* out) {
   uint32_t pos = 0;
-  for (index_t j = 0; j < m; ++j) {
+  size_t k = 0;
+  for (index_t j = 1; j < m; j += 2) {
+    pos += c[j - 1];
     const uint32_t len = c[j];
-    if ((j & 1) && len) {
-      iv->push_back(pos);
-      iv->push_back(pos + len);
-    }
+    out[2 * k] = pos;
+    out[2 * k + 1] = pos + len;
+    k += len != 0;
     pos += len;
   }
+  return k;
 }
 
 // Column tables are made for masks up to this wide (scan's scratch rows hold w pieces) and
@@ -717,7 +721,9 @@ FASTIOU_CLONES uint32_t column_overlap(const int32_t* sa, const int32_t* ea, con
 }
 
 // What the pair walks need of one side's masks: box, area, and a column table or (for the
-// masks that have a partner without a table) the intervals.
+// masks that have a partner without a table) the intervals. One per thread, kept between calls
+// (a call per image is a few microseconds of work: allocations were a good part of it), and
+// dropped after a call that made it large.
 struct Side {
   std::vector<double> box;      // (n, 4) xywh, pycocotools' rleToBbox
   std::vector<uint32_t> area;
@@ -727,13 +733,14 @@ struct Side {
   std::vector<uint8_t> need_iv;  // intervals needed (a partner without a table)
   std::vector<size_t> ivoff;     // intervals of mask k: iv[2 ivoff[k] .. 2 ivoff[k + 1])
   std::vector<uint32_t> iv;
-  std::vector<int32_t> s, e;     // scratch rows of scan, zero between masks
+  std::vector<int32_t> s, e;     // scratch rows of scan, zero between masks and between calls
+  bool clean = true;             // s and e are all zero
 
   void scan(const uint32_t* const* c, const index_t* m, const int64_t* sizes, index_t n) {
     box.resize(static_cast<size_t>(4 * n));
     area.resize(static_cast<size_t>(n));
     table.assign(static_cast<size_t>(n), 0);
-    off.assign(static_cast<size_t>(n), 0);
+    off.resize(static_cast<size_t>(n));
     need_iv.assign(static_cast<size_t>(n), 0);
     tab.clear();
     size_t runs = 0;  // a kept table has at most m + 64 columns (two entries each)
@@ -743,6 +750,11 @@ struct Side {
     for (index_t k = 0; k < n; ++k)
       if (static_cast<uint64_t>(sizes[2 * k + 1]) <= kTableMaxW)
         wmax = std::max<uint64_t>(wmax, static_cast<uint64_t>(sizes[2 * k + 1]));
+    if (!clean) {  // a call that failed inside a mask
+      std::fill(s.begin(), s.end(), 0);
+      std::fill(e.begin(), e.end(), 0);
+      clean = true;
+    }
     if (s.size() < wmax) {
       s.assign(wmax, 0);
       e.assign(wmax, 0);
@@ -752,13 +764,17 @@ struct Side {
       const bool can = w <= kTableMaxW && h < (uint64_t(1) << 31);
       bool simple = false;
       double* o = box.data() + 4 * k;
+      clean = !can;
       scan_mask(c[k], m[k], static_cast<uint32_t>(h), static_cast<uint32_t>(w), o, &area[k],
                 can ? s.data() : nullptr, can ? e.data() : nullptr, &simple);
-      if (!can || area[k] == 0) continue;  // an empty mask shares nothing; nothing written
+      if (!can || area[k] == 0) {  // an empty mask shares nothing; nothing written
+        clean = true;
+        continue;
+      }
       const size_t x0 = static_cast<size_t>(o[0]), ncol = static_cast<size_t>(o[2]);
       // A table much longer than the runs cannot pay (the interval walk is short then): none,
       // which also bounds the tables' memory by the counts.
-      if (simple && ncol <= static_cast<size_t>(m[k]) + 64) {
+      if (simple && ncol <= static_cast<size_t>(m[k]) + 64) {  // within the reserved room
         table[k] = 1;
         off[k] = tab.size();
         tab.insert(tab.end(), s.begin() + x0, s.begin() + x0 + ncol);
@@ -766,18 +782,38 @@ struct Side {
       }
       std::fill(s.begin() + x0, s.begin() + x0 + ncol, 0);
       std::fill(e.begin() + x0, e.begin() + x0 + ncol, 0);
+      clean = true;
     }
   }
 
+  // The intervals of the masks that need them, written in place (room for m / 2 each).
   void intervals(const uint32_t* const* c, const index_t* m, index_t n) {
-    ivoff.assign(static_cast<size_t>(n) + 1, 0);
-    iv.clear();
+    ivoff.resize(static_cast<size_t>(n) + 1);
+    size_t room = 0;
+    for (index_t k = 0; k < n; ++k)
+      if (need_iv[k]) room += static_cast<size_t>(m[k] / 2);
+    if (iv.size() < 2 * room) iv.resize(2 * room);
+    size_t at = 0;
+    ivoff[0] = 0;
     for (index_t k = 0; k < n; ++k) {
-      if (need_iv[k]) intervals_of(c[k], m[k], &iv);
-      ivoff[k + 1] = iv.size() / 2;
+      if (need_iv[k]) at += intervals_of(c[k], m[k], iv.data() + 2 * at);
+      ivoff[k + 1] = at;
     }
   }
+
+  size_t bytes() const {
+    return box.capacity() * sizeof(double) + area.capacity() * 4 + table.capacity() +
+           off.capacity() * sizeof(size_t) + tab.capacity() * 4 + need_iv.capacity() +
+           ivoff.capacity() * sizeof(size_t) + iv.capacity() * 4 + (s.capacity() + e.capacity()) * 4;
+  }
 };
+
+// Scratch kept by a thread up to this size; a call that needed more frees it afterwards.
+constexpr size_t kKeepBytes = size_t(16) << 20;
+
+void trim(Side* side) {
+  if (side->bytes() > kKeepBytes) *side = Side();
+}
 
 }  // namespace
 
@@ -793,9 +829,17 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
                  const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
                  double* out) {
-  Side ds, gs_own;
-  std::vector<uint8_t> kind;
+  static thread_local Side ds, gs_own;
+  static thread_local std::vector<uint8_t> kind;
   Side& gs = same ? ds : gs_own;
+  struct Trim {  // also after an exception
+    Side *a, *b;
+    ~Trim() {
+      trim(a);
+      trim(b);
+      if (kind.capacity() > kKeepBytes) std::vector<uint8_t>().swap(kind);
+    }
+  } trim_after{&ds, &gs_own};
   ds.scan(dt, mdt, dt_sizes, nd);
   if (!same) gs.scan(gt, mgt, gt_sizes, ng);
   // Each pair: 0 when the boxes do not overlap (bbIou is 0; when they do it is positive for
@@ -847,42 +891,50 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
   };
   const std::vector<uint32_t>& da = ds.area;
   const std::vector<uint32_t>& gar = gs.area;
-  // Threads only for enough work: a parallel region costs microseconds, far more when the
-  // cores are busy, and one image's pairs are a few hundred short column loops.
-  const bool many = nd > 1 && pairs > 4096;
-  if (same) {
-    // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair
-    // is walked once and both entries written (each with its own crowd flag).
-#pragma omp parallel for schedule(dynamic, 1) if (many)
-    for (index_t d = 0; d < nd; ++d) {
-      // a mask with itself: its area (boxes of non-empty masks overlap themselves)
-      out[d * ng + d] = box_pair_iou(ds.box.data() + 4 * d, ds.box.data() + 4 * d, false) > 0
-                            ? ratio(da[d], da[d], da[d], iscrowd && iscrowd[d])
-                            : 0.0;
-      for (index_t g = d + 1; g < ng; ++g) {
-        double o = 0.0, t = 0.0;
-        const uint8_t k = kind[d * ng + g];
-        if (k == 2) {
-          o = t = -1.0;
-        } else if (k == 1) {
-          const uint64_t i = common(d, g);
-          o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
-          t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
-        }
-        out[d * ng + g] = o;
-        out[g * ng + d] = t;
+  // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair is
+  // walked once and both entries written (each with its own crowd flag).
+  auto row_same = [&](index_t d) {
+    // a mask with itself: its area (boxes of non-empty masks overlap themselves)
+    out[d * ng + d] = box_pair_iou(ds.box.data() + 4 * d, ds.box.data() + 4 * d, false) > 0
+                          ? ratio(da[d], da[d], da[d], iscrowd && iscrowd[d])
+                          : 0.0;
+    for (index_t g = d + 1; g < ng; ++g) {
+      double o = 0.0, t = 0.0;
+      const uint8_t k = kind[d * ng + g];
+      if (k == 2) {
+        o = t = -1.0;
+      } else if (k == 1) {
+        const uint64_t i = common(d, g);
+        o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
+        t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
       }
+      out[d * ng + g] = o;
+      out[g * ng + d] = t;
     }
-    return;
-  }
-#pragma omp parallel for schedule(dynamic, 1) if (many)
-  for (index_t d = 0; d < nd; ++d) {
+  };
+  auto row = [&](index_t d) {
     for (index_t g = 0; g < ng; ++g) {
       const uint8_t k = kind[d * ng + g];
       out[d * ng + g] = k == 0 ? 0.0
                         : k == 2 ? -1.0
                                  : ratio(common(d, g), da[d], gar[g], iscrowd && iscrowd[g]);
     }
+  };
+  // Threads only for enough work: a parallel region costs microseconds, far more when the
+  // cores are busy, and one image's pairs are a few hundred short column loops. (No region at
+  // all otherwise: even one that its if clause keeps to this thread costs a team set-up.)
+  if (nd > 1 && pairs > 4096) {
+    if (same) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (index_t d = 0; d < nd; ++d) row_same(d);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (index_t d = 0; d < nd; ++d) row(d);
+    }
+  } else if (same) {
+    for (index_t d = 0; d < nd; ++d) row_same(d);
+  } else {
+    for (index_t d = 0; d < nd; ++d) row(d);
   }
 }
 

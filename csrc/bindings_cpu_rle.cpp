@@ -399,31 +399,28 @@ py::list rle_from_counts(const py::list& counts, const py::array& sizes, const s
   return strings_of(cnts);
 }
 
-// (counts as bytes, int64 sizes (N, 2)) of a list of RLE dicts, or None when an item is not
-// the plain form (a dict whose 'size' is a list or tuple of two ints and whose 'counts' is bytes
-// or an ASCII str): fastiou/rle.py then checks every item itself and names the bad one.
-py::object rle_unpack(const py::list& rles) {
+// The counts (as bytes, into the new list counts) and sizes of a list of RLE dicts; false when
+// an item is not the plain form (a dict whose 'size' is a list or tuple of two ints and whose
+// 'counts' is bytes or an ASCII str).
+bool unpack_into(const py::list& rles, const py::list& counts, int64_t* ps) {
   // Interned keys, made once: PyDict_GetItemString would build a str a lookup.
   static PyObject* const kSize = PyUnicode_InternFromString("size");
   static PyObject* const kCounts = PyUnicode_InternFromString("counts");
   if (!kSize || !kCounts) throw py::error_already_set();
   const size_t n = rles.size();
-  py::list counts(n);  // every item is set below, or the list is dropped
-  py::array_t<int64_t> sizes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
-  int64_t* ps = sizes.mutable_data();
   for (size_t i = 0; i < n; ++i) {
     PyObject* r = PyList_GET_ITEM(rles.ptr(), static_cast<py::ssize_t>(i));
-    if (!PyDict_Check(r)) return py::none();
+    if (!PyDict_Check(r)) return false;
     PyObject* size = PyDict_GetItem(r, kSize);  // borrowed
     PyObject* c = PyDict_GetItem(r, kCounts);
     if (!size || !c || !(PyList_Check(size) || PyTuple_Check(size)) || PySequence_Fast_GET_SIZE(size) != 2)
-      return py::none();
+      return false;
     for (int k = 0; k < 2; ++k) {
       PyObject* v = PySequence_Fast_GET_ITEM(size, k);
-      if (!PyLong_CheckExact(v)) return py::none();
+      if (!PyLong_CheckExact(v)) return false;
       int overflow = 0;
       const long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-      if (overflow) return py::none();
+      if (overflow) return false;
       ps[2 * i + k] = x;
     }
     PyObject* item;
@@ -434,11 +431,59 @@ py::object rle_unpack(const py::list& rles) {
       item = PyUnicode_AsASCIIString(c);
       if (!item) throw py::error_already_set();
     } else {
-      return py::none();
+      return false;
     }
     PyList_SET_ITEM(counts.ptr(), static_cast<py::ssize_t>(i), item);  // steals item
   }
+  return true;
+}
+
+// (counts as bytes, int64 sizes (N, 2)) of a list of RLE dicts, or None when an item is not
+// the plain form: fastiou/rle.py then checks every item itself and names the bad one.
+py::object rle_unpack(const py::list& rles) {
+  const size_t n = rles.size();
+  py::list counts(n);  // every item is set by unpack_into, or the list is dropped
+  py::array_t<int64_t> sizes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
+  if (!unpack_into(rles, counts, sizes.mutable_data())) return py::none();
   return py::make_tuple(counts, sizes);
+}
+
+// rle_iou's arguments for rle.iou(dt, gt, iscrowd) in one call (a call per image): (dt counts,
+// dt sizes, gt counts, gt sizes, iscrowd uint8 (G,) or None, out float64 (D, G)), the gt ones
+// the dt ones when gt is dt. None unless both lists are non-empty and plain (rle_unpack) and
+// iscrowd is None or a list of G bools, ints or floats (non-zero is crowd): rle.py then takes
+// the general path, which names what is wrong.
+py::object rle_iou_args(const py::list& dt, const py::list& gt, const py::object& iscrowd) {
+  const size_t nd = dt.size(), ng = gt.size();
+  if (nd == 0 || ng == 0) return py::none();
+  py::object crowd = py::none();
+  if (!iscrowd.is_none()) {
+    if (!PyList_CheckExact(iscrowd.ptr()) || static_cast<size_t>(PyList_GET_SIZE(iscrowd.ptr())) != ng)
+      return py::none();
+    py::array_t<uint8_t> flags(static_cast<py::ssize_t>(ng));
+    uint8_t* pf = flags.mutable_data();
+    for (size_t i = 0; i < ng; ++i) {
+      PyObject* v = PyList_GET_ITEM(iscrowd.ptr(), static_cast<py::ssize_t>(i));
+      if (!(PyBool_Check(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v))) return py::none();
+      const int t = PyObject_IsTrue(v);  // as bool(v): NaN is crowd
+      if (t < 0) throw py::error_already_set();
+      pf[i] = static_cast<uint8_t>(t);
+    }
+    crowd = std::move(flags);
+  }
+  py::list dc(nd);
+  py::array_t<int64_t> ds({static_cast<py::ssize_t>(nd), static_cast<py::ssize_t>(2)});
+  if (!unpack_into(dt, dc, ds.mutable_data())) return py::none();
+  py::object gc = dc, gs = ds;
+  if (gt.ptr() != dt.ptr()) {
+    py::list c(ng);
+    py::array_t<int64_t> s({static_cast<py::ssize_t>(ng), static_cast<py::ssize_t>(2)});
+    if (!unpack_into(gt, c, s.mutable_data())) return py::none();
+    gc = std::move(c);
+    gs = std::move(s);
+  }
+  py::array_t<double> out({static_cast<py::ssize_t>(nd), static_cast<py::ssize_t>(ng)});
+  return py::make_tuple(dc, ds, gc, gs, crowd, out);
 }
 
 }  // namespace
@@ -464,6 +509,9 @@ void register_rle(py::module_& m) {
         py::arg("name"), "pycocotools' rleFrPoly of each float64 (2K,) polygon -> [counts bytes].");
   m.def("rle_unpack", &rle_unpack, py::arg("rles"),
         "(counts bytes list, int64 sizes (N, 2)) of plain RLE dicts, or None (then check in Python).");
+  m.def("rle_iou_args", &rle_iou_args, py::arg("dt"), py::arg("gt"), py::arg("iscrowd"),
+        "rle_iou's arguments (counts and sizes of both, uint8 iscrowd, out) of plain RLE dict lists "
+        "and a list of flags or None, or None (then the general path in Python).");
   m.def("rle_from_counts", &rle_from_counts, py::arg("counts"), py::arg("sizes"), py::arg("name"),
         "Compresses uint32 run lengths (each summing to h * w) -> [counts bytes].");
 }

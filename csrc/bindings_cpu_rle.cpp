@@ -266,15 +266,16 @@ void rle_iou(const py::list& dt, const py::array& dt_sizes, const py::list& gt,
   double* po = checked<double>(out, "out", {nd, ng}, true);
   // The same list and sizes for both (IoU of detections among themselves): parsed once.
   const bool same = dt.ptr() == gt.ptr() && dt_sizes.ptr() == gt_sizes.ptr();
-  static thread_local IouScratch sc;
+  // This thread's scratch, through a reference: released() runs the kernel on another thread
+  // in a forked child, where the name would be that thread's own (empty) scratch.
+  static thread_local IouScratch sc_tl;
+  IouScratch& sc = sc_tl;
   struct Trim {
+    IouScratch* sc;
     ~Trim() {
-      if (sc.counts.capacity() > (size_t(4) << 20)) {
-        std::vector<uint32_t>().swap(sc.counts);
-        sc = IouScratch();
-      }
+      if (sc->counts.capacity() > (size_t(4) << 20)) *sc = IouScratch();
     }
-  } trim_after;
+  } trim_after{&sc_tl};
   sc.d.gather(dt);
   if (sc.d.bad >= 0) sc.d.throw_bad(dt, "dt");
   if (!same) sc.g.gather(gt, sc.d.chars());  // a bad item is reported after dt's counts are checked

@@ -865,17 +865,22 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
                  const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
                  double* out) {
-  static thread_local Side ds, gs_own;
-  static thread_local std::vector<uint8_t> kind;
-  Side& gs = same ? ds : gs_own;
+  // This thread's scratch, through references: a lambda run by another thread (the OpenMP
+  // regions below) must see these objects, not its own thread's.
+  static thread_local Side ds_tl, gs_tl;
+  static thread_local std::vector<uint8_t> kind_tl;
+  Side& ds = ds_tl;
+  Side& gs = same ? ds_tl : gs_tl;
+  std::vector<uint8_t>& kind = kind_tl;
   struct Trim {  // also after an exception
     Side *a, *b;
+    std::vector<uint8_t>* k;
     ~Trim() {
       trim(a);
       trim(b);
-      if (kind.capacity() > kKeepBytes) std::vector<uint8_t>().swap(kind);
+      if (k->capacity() > kKeepBytes) std::vector<uint8_t>().swap(*k);
     }
-  } trim_after{&ds, &gs_own};
+  } trim_after{&ds_tl, &gs_tl, &kind_tl};
   ds.scan(dt, mdt, dt_sizes, nd);
   if (!same) gs.scan(gt, mgt, gt_sizes, ng);
   // Each pair: 0 when the boxes do not overlap (bbIou is 0; when they do it is positive for

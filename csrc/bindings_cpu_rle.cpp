@@ -1,5 +1,6 @@
 // fastiou._C: COCO run-length masks (rle_encode, rle_decode, rle_area, rle_to_bbox, rle_merge,
-// rle_iou, rle_box_iou, rle_from_polygons, rle_from_counts).
+// rle_iou, rle_box_iou, rle_from_polygons, rle_from_counts; rle_unpack and rle_iou_args turn
+// RLE dicts into those arguments).
 //
 // Counts strings come in as lists of bytes with an int64 (N, 2) array of sizes (h, w); every
 // string is parsed and checked (characters, continuation, runs summing to h * w) before a

@@ -44,25 +44,29 @@ import numpy as np
 
 from . import _dispatch
 from ._arrays import as_arg, fmt_shape
+from ._backends.interface import BY_NAME
 from ._errors import InputError
 
 __all__ = ["encode", "decode", "area", "to_bbox", "merge", "from_segmentation", "iou"]
 
 _MAX_PIXELS = 1 << 32
+_RLE_IOU = BY_NAME["rle_iou"]  # the declaration iou's fast path checks its arguments against
 
 _unpack = False  # fastiou._C.rle_unpack once looked up (None without the extension)
+_iou_args = None  # fastiou._C.rle_iou_args, looked up with it
 
 
 def _unpacker():
     """fastiou._C.rle_unpack (plain RLE dicts in one C++ call, whichever backend then runs the
-    op: it is input handling only), loaded on first use; None without the compiled extension."""
-    global _unpack
+    op: it is input handling only), loaded on first use with rle_iou_args (iou's arguments in
+    one call); None without the compiled extension."""
+    global _unpack, _iou_args
     if _unpack is False:
         try:
-            from ._C import rle_unpack
-        except ImportError:  # the Python path of _rles does the same
-            rle_unpack = None
-        _unpack = rle_unpack
+            from ._C import rle_iou_args, rle_unpack
+        except ImportError:  # the Python paths do the same
+            rle_unpack = rle_iou_args = None
+        _unpack, _iou_args = rle_unpack, rle_iou_args
     return _unpack
 
 
@@ -449,6 +453,17 @@ def iou(dt, gt, iscrowd=None):
         A flag is crowd when it is non-zero (pycocotools casts the flags to uint8 first, so it
         reads 0.5 or 256 as 0). Large inputs run on several threads (``set_num_threads``).
     """
+    if type(dt) is list and type(gt) is list:
+        # The per-call fast path (a call per image): non-empty lists of plain RLE dicts and a list
+        # of flags or None, made into rle_iou's arguments in one C++ call (None for anything
+        # else, which the general path below checks and names).
+        if _unpack is False:
+            _unpacker()
+        args = _iou_args(dt, gt, iscrowd) if _iou_args is not None else None
+        if args is not None:
+            _RLE_IOU.check(args)  # call_host's work, without its per-call lookups
+            _dispatch.host_function("rle_iou")(*args)
+            return args[5]
     rle_d, rle_g = _is_rle_list(dt), _is_rle_list(gt)
     empty_d = hasattr(dt, "__len__") and len(dt) == 0   # [] or a (0, 4) array: either kind
     empty_g = hasattr(gt, "__len__") and len(gt) == 0

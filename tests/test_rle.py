@@ -232,6 +232,30 @@ def test_iou_rle(backend, M):
     assert mask_util.iou([], r, [0, 0]) == [] == M.iou([], r, [0, 0])
 
 
+def test_iou_rle_many_pairs_threads(M):
+    """Enough overlapping pairs for the pair loop's threads (the per-thread scratch must be the
+    caller's), with masks of one to many pieces a column (column tables of up to 4 slots, and
+    the interval walk past that), against pycocotools."""
+    rng = np.random.default_rng(17)
+    n, h, w = 140, 40, 36
+    masks = blobs(rng, n, h, w)
+    for k in range(0, n, 3):  # horizontal stripes: k % 9 + 1 pieces in every column
+        masks[k] = 0
+        masks[k, 1:2 * (k % 9 + 1):2, 2:30] = 1
+    masks[5] = 0  # an empty mask
+    rles = ref_encode(M, masks)
+    crowd = (np.arange(n) % 4 == 0).tolist()
+    dt, gt = rles[:90], rles[30:]
+    before = fastiou.get_num_threads()
+    try:
+        for threads in (2, 1):
+            fastiou.set_num_threads(threads)
+            np.testing.assert_array_equal(rle.iou(rles, rles, crowd), M.iou(rles, rles, crowd))
+            np.testing.assert_array_equal(rle.iou(dt, gt, crowd[30:]), M.iou(dt, gt, crowd[30:]))
+    finally:
+        fastiou.set_num_threads(before)
+
+
 def test_iou_boxes(backend, M):
     rng = np.random.default_rng(7)
     for _ in range(20):

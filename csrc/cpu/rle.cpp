@@ -545,20 +545,16 @@ namespace {
 
 // One walk over the runs of a mask: its box as pycocotools 2.0.11's rleToBbox computes it (in its
 // uint32 arithmetic: a mask whose foreground runs are all empty wraps the width, as it does), its area
-// and, when every column holds at most one foreground piece (the usual instance mask), that
-// piece: rows [s[x], e[x]) of column x, written into the scratch rows s, e (w entries, zero on
-// entry; only the box's columns are written). *simple = false when a column holds two pieces
-// or s is null (then the interval walk is used for this mask). A run that crosses columns
-// is one piece a column.
+// and its foreground pieces, each given to put(x, y0, y1): rows [y0, y1) of column x, in order of
+// position (a run that crosses columns is one piece a column; only the box's columns have any).
+template <typename Put>
 void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, uint32_t* area,
-               int32_t* s, int32_t* e, bool* simple) {
-  bool one = s != nullptr;
+               Put&& put) {
   uint32_t a = 0;
   const index_t me = (m / 2) * 2;
   if (me == 0) {
     o[0] = o[1] = o[2] = o[3] = 0.0;
     *area = 0;
-    *simple = one;
     return;
   }
   const DivH div(h);
@@ -577,15 +573,6 @@ void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, 
       }
     }
     *py = yy;
-  };
-  auto put = [&](uint64_t col, uint64_t y0, uint64_t y1) {  // y0 < y1 <= h
-    if (!one) return;
-    if (e[col] != 0) {
-      one = false;
-      return;
-    }
-    s[col] = static_cast<int32_t>(y0);
-    e[col] = static_cast<int32_t>(y1);
   };
   for (index_t j = 0; j < me; j += 2) {  // (background, foreground) pairs
     advance(&x, &y, c[j]);  // an empty run moves nothing
@@ -627,7 +614,6 @@ void scan_mask(const uint32_t* c, index_t m, uint32_t h, uint32_t w, double* o, 
   o[1] = ys;
   o[3] = static_cast<uint32_t>(ye - ys + 1);
   *area = a;
-  *simple = one;
 }
 
 }  // namespace
@@ -636,9 +622,9 @@ void rle_to_bbox_cpu(const uint32_t* const* cnts, const index_t* m, const int64_
                      index_t n, double* out) {
   for (index_t i = 0; i < n; ++i) {
     uint32_t area;
-    bool simple;
     scan_mask(cnts[i], m[i], static_cast<uint32_t>(sizes[2 * i]),
-              static_cast<uint32_t>(sizes[2 * i + 1]), out + 4 * i, &area, nullptr, nullptr, &simple);
+              static_cast<uint32_t>(sizes[2 * i + 1]), out + 4 * i, &area,
+              [](uint64_t, uint64_t, uint64_t) {});
   }
 }
 
@@ -767,22 +753,27 @@ uint64_t intersection(const uint32_t* a, index_t na, const uint32_t* b, index_t 
   return inter;
 }
 
-// Foreground intervals (start, end) of one mask appended to iv.
-void intervals_of(const uint32_t* c, index_t m, std::vector<uint32_t>* iv) {
+// Foreground intervals [start, end) of one mask's non-empty foreground runs, written at out
+// (room for m / 2 pairs); returns how many. Branch-free: an empty run's pair is written and
+// then overwritten by the next one.
+inline size_t intervals_of(const uint32_t* c, index_t m, uint32_t* out) {
   uint32_t pos = 0;
-  for (index_t j = 0; j < m; ++j) {
+  size_t k = 0;
+  for (index_t j = 1; j < m; j += 2) {
+    pos += c[j - 1];
     const uint32_t len = c[j];
-    if ((j & 1) && len) {
-      iv->push_back(pos);
-      iv->push_back(pos + len);
-    }
+    out[2 * k] = pos;
+    out[2 * k + 1] = pos + len;
+    k += len != 0;
     pos += len;
   }
+  return k;
 }
 
-// Column tables are made for masks up to this wide (scan's scratch rows hold w pieces) and
-// below 2**31 rows (int32 rows).
+// Column tables are made for masks up to this wide (scan's scratch rows hold w pieces), below
+// 2**31 rows (int32 rows) and with at most kSlots pieces in any column.
 constexpr uint64_t kTableMaxW = uint64_t(1) << 20;
+constexpr int kSlots = 4;
 
 // Pixels in both of two column tables over the same n columns.
 FASTIOU_CLONES uint32_t column_overlap(const int32_t* sa, const int32_t* ea, const int32_t* sb,
@@ -796,67 +787,148 @@ FASTIOU_CLONES uint32_t column_overlap(const int32_t* sa, const int32_t* ea, con
 }
 
 // What the pair walks need of one side's masks: box, area, and a column table or (for the
-// masks that have a partner without a table) the intervals.
+// masks that have a partner without a table) the intervals. A column table of a mask whose
+// columns hold up to k foreground pieces (k <= kSlots; most instance masks have one or two) is
+// k slots over its box's columns: slot j holds each column's piece j, rows [s, e), or s = e = 0
+// where the column has fewer pieces. A column's pieces are disjoint, so the common pixels of two
+// masks are the sum of the overlaps of every slot of one with every slot of the other.
+// One per thread, kept between calls (a call per image is a few microseconds of work:
+// allocations were a good part of it), and dropped after a call that made it large.
 struct Side {
-  std::vector<double> box;      // (n, 4) xywh, pycocotools' rleToBbox
+  std::vector<double> box;       // (n, 4) xywh, pycocotools' rleToBbox
   std::vector<uint32_t> area;
-  std::vector<uint8_t> table;   // 1: column table: s at tab[off[k]], e at tab[off[k] + box width]
-  std::vector<size_t> off;
+  std::vector<uint8_t> slots;    // slots of mask k's table (0: none): slot j's s at
+  std::vector<size_t> off;       // tab[off[k] + 2 j ncol], its e ncol after (ncol: box width)
   std::vector<int32_t> tab;
   std::vector<uint8_t> need_iv;  // intervals needed (a partner without a table)
   std::vector<size_t> ivoff;     // intervals of mask k: iv[2 ivoff[k] .. 2 ivoff[k + 1])
   std::vector<uint32_t> iv;
-  std::vector<int32_t> s, e;     // scratch rows of scan, zero between masks
+  // scan's scratch: the pieces of one mask, slot j of column x at s[j * ws + x]; all zero
+  // between masks and between calls
+  std::vector<int32_t> s, e;
+  size_t ws = 0;
+  bool clean = true;  // the scratch is all zero
 
   void scan(const uint32_t* const* c, const index_t* m, const int64_t* sizes, index_t n) {
     box.resize(static_cast<size_t>(4 * n));
     area.resize(static_cast<size_t>(n));
-    table.assign(static_cast<size_t>(n), 0);
-    off.assign(static_cast<size_t>(n), 0);
+    slots.assign(static_cast<size_t>(n), 0);
+    off.resize(static_cast<size_t>(n));
     need_iv.assign(static_cast<size_t>(n), 0);
     tab.clear();
-    size_t runs = 0;  // a kept table has at most m + 64 columns (two entries each)
+    // A kept table of k slots has at most 2 m + 64 k columns in all (two entries each).
+    size_t runs = 0;
     for (index_t k = 0; k < n; ++k) runs += static_cast<size_t>(m[k]);
-    tab.reserve(2 * (runs + 64 * static_cast<size_t>(n)));
+    tab.reserve(2 * (2 * runs + 64 * kSlots * static_cast<size_t>(n)));
     uint64_t wmax = 0;
     for (index_t k = 0; k < n; ++k)
       if (static_cast<uint64_t>(sizes[2 * k + 1]) <= kTableMaxW)
         wmax = std::max<uint64_t>(wmax, static_cast<uint64_t>(sizes[2 * k + 1]));
-    if (s.size() < wmax) {
-      s.assign(wmax, 0);
-      e.assign(wmax, 0);
+    if (!clean) {  // a call that failed inside a mask
+      std::fill(s.begin(), s.end(), 0);
+      std::fill(e.begin(), e.end(), 0);
+      clean = true;
+    }
+    if (ws < wmax) {
+      s.assign(kSlots * wmax, 0);
+      e.assign(kSlots * wmax, 0);
+      ws = wmax;
     }
     for (index_t k = 0; k < n; ++k) {
       const uint64_t h = static_cast<uint64_t>(sizes[2 * k]), w = static_cast<uint64_t>(sizes[2 * k + 1]);
-      const bool can = w <= kTableMaxW && h < (uint64_t(1) << 31);
-      bool simple = false;
       double* o = box.data() + 4 * k;
-      scan_mask(c[k], m[k], static_cast<uint32_t>(h), static_cast<uint32_t>(w), o, &area[k],
-                can ? s.data() : nullptr, can ? e.data() : nullptr, &simple);
-      if (!can || area[k] == 0) continue;  // an empty mask shares nothing; nothing written
-      const size_t x0 = static_cast<size_t>(o[0]), ncol = static_cast<size_t>(o[2]);
-      // A table much longer than the runs cannot pay (the interval walk is short then): none,
-      // which also bounds the tables' memory by the counts.
-      if (simple && ncol <= static_cast<size_t>(m[k]) + 64) {
-        table[k] = 1;
-        off[k] = tab.size();
-        tab.insert(tab.end(), s.begin() + x0, s.begin() + x0 + ncol);
-        tab.insert(tab.end(), e.begin() + x0, e.begin() + x0 + ncol);
+      if (!(w <= kTableMaxW && h < (uint64_t(1) << 31))) {
+        scan_mask(c[k], m[k], static_cast<uint32_t>(h), static_cast<uint32_t>(w), o, &area[k],
+                  [](uint64_t, uint64_t, uint64_t) {});
+        continue;
       }
-      std::fill(s.begin() + x0, s.begin() + x0 + ncol, 0);
-      std::fill(e.begin() + x0, e.begin() + x0 + ncol, 0);
+      // Pieces come in order of position, so a column's come one after the other: the slot is
+      // one more than the last piece's when that was in the same column.
+      int used = 0;  // slots used (more than kSlots: too many pieces in a column)
+      int slot = 0;
+      uint64_t lastx = ~uint64_t(0);
+      int32_t* __restrict__ ps = s.data();
+      int32_t* __restrict__ pe = e.data();
+      const size_t stride = ws;
+      clean = false;
+      scan_mask(c[k], m[k], static_cast<uint32_t>(h), static_cast<uint32_t>(w), o, &area[k],
+                [&](uint64_t x, uint64_t y0, uint64_t y1) {
+                  slot = x == lastx ? slot + 1 : 0;
+                  lastx = x;
+                  used = std::max(used, slot + 1);
+                  if (slot < kSlots) {
+                    ps[slot * stride + x] = static_cast<int32_t>(y0);
+                    pe[slot * stride + x] = static_cast<int32_t>(y1);
+                  }
+                });
+      if (area[k] != 0) {  // else nothing was written (an empty mask shares nothing)
+        const size_t x0 = static_cast<size_t>(o[0]), ncol = static_cast<size_t>(o[2]);
+        const int kept = std::min(used, kSlots);
+        // A table much longer than the runs cannot pay (the interval walk is short then): none,
+        // which also bounds the tables' memory by the counts.
+        if (used <= kSlots && static_cast<size_t>(used) * ncol <= 2 * static_cast<size_t>(m[k]) + 64 * used) {
+          slots[k] = static_cast<uint8_t>(used);
+          off[k] = tab.size();
+          for (int j = 0; j < used; ++j) {
+            tab.insert(tab.end(), s.begin() + j * stride + x0, s.begin() + j * stride + x0 + ncol);
+            tab.insert(tab.end(), e.begin() + j * stride + x0, e.begin() + j * stride + x0 + ncol);
+          }
+        }
+        for (int j = 0; j < kept; ++j) {
+          std::fill(s.begin() + j * stride + x0, s.begin() + j * stride + x0 + ncol, 0);
+          std::fill(e.begin() + j * stride + x0, e.begin() + j * stride + x0 + ncol, 0);
+        }
+      }
+      clean = true;
     }
   }
 
+  // Pixels in both of mask d's table and g's over the box columns [x0, x1) (both cover them).
+  static uint64_t tables_common(const Side& a, index_t d, const Side& b, index_t g, uint64_t x0,
+                                uint64_t x1) {
+    const double* bd = a.box.data() + 4 * d;
+    const double* bg = b.box.data() + 4 * g;
+    const size_t nd_col = static_cast<size_t>(bd[2]), ng_col = static_cast<size_t>(bg[2]);
+    const int32_t* td = a.tab.data() + a.off[d] + (x0 - static_cast<uint64_t>(bd[0]));
+    const int32_t* tg = b.tab.data() + b.off[g] + (x0 - static_cast<uint64_t>(bg[0]));
+    const index_t n = static_cast<index_t>(x1 - x0);
+    uint64_t acc = 0;
+    for (int i = 0; i < a.slots[d]; ++i)
+      for (int j = 0; j < b.slots[g]; ++j)
+        acc += column_overlap(td + 2 * i * nd_col, td + (2 * i + 1) * nd_col, tg + 2 * j * ng_col,
+                              tg + (2 * j + 1) * ng_col, n);
+    return acc;
+  }
+
+  // The intervals of the masks that need them, written in place (room for m / 2 each).
   void intervals(const uint32_t* const* c, const index_t* m, index_t n) {
-    ivoff.assign(static_cast<size_t>(n) + 1, 0);
-    iv.clear();
+    ivoff.resize(static_cast<size_t>(n) + 1);
+    size_t room = 0;
+    for (index_t k = 0; k < n; ++k)
+      if (need_iv[k]) room += static_cast<size_t>(m[k] / 2);
+    if (iv.size() < 2 * room) iv.resize(2 * room);
+    size_t at = 0;
+    ivoff[0] = 0;
     for (index_t k = 0; k < n; ++k) {
-      if (need_iv[k]) intervals_of(c[k], m[k], &iv);
-      ivoff[k + 1] = iv.size() / 2;
+      if (need_iv[k]) at += intervals_of(c[k], m[k], iv.data() + 2 * at);
+      ivoff[k + 1] = at;
     }
   }
+
+  size_t bytes() const {
+    return box.capacity() * sizeof(double) + area.capacity() * 4 + slots.capacity() +
+           off.capacity() * sizeof(size_t) + tab.capacity() * 4 + need_iv.capacity() +
+           ivoff.capacity() * sizeof(size_t) + iv.capacity() * 4 +
+           (s.capacity() + e.capacity()) * 4;
+  }
 };
+
+// Scratch kept by a thread up to this size; a call that needed more frees it afterwards.
+constexpr size_t kKeepBytes = size_t(16) << 20;
+
+void trim(Side* side) {
+  if (side->bytes() > kKeepBytes) *side = Side();
+}
 
 }  // namespace
 
@@ -872,9 +944,22 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
                  index_t nd, const uint32_t* const* gt, const index_t* mgt,
                  const int64_t* gt_sizes, index_t ng, const uint8_t* iscrowd, bool same,
                  double* out) {
-  Side ds, gs_own;
-  std::vector<uint8_t> kind;
-  Side& gs = same ? ds : gs_own;
+  // This thread's scratch, through references: a lambda run by another thread (the OpenMP
+  // regions below) must see these objects, not its own thread's.
+  static thread_local Side ds_tl, gs_tl;
+  static thread_local std::vector<uint8_t> kind_tl;
+  Side& ds = ds_tl;
+  Side& gs = same ? ds_tl : gs_tl;
+  std::vector<uint8_t>& kind = kind_tl;
+  struct Trim {  // also after an exception
+    Side *a, *b;
+    std::vector<uint8_t>* k;
+    ~Trim() {
+      trim(a);
+      trim(b);
+      if (k->capacity() > kKeepBytes) std::vector<uint8_t>().swap(*k);
+    }
+  } trim_after{&ds_tl, &gs_tl, &kind_tl};
   ds.scan(dt, mdt, dt_sizes, nd);
   if (!same) gs.scan(gt, mgt, gt_sizes, ng);
   // Each pair: 0 when the boxes do not overlap (bbIou is 0; when they do it is positive for
@@ -890,7 +975,7 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
       kind[d * ng + g] = eq ? 1 : 2;
       if (eq) {
         ++pairs;
-        if ((!ds.table[d] || !gs.table[g]) && ds.area[d] && gs.area[g])
+        if ((!ds.slots[d] || !gs.slots[g]) && ds.area[d] && gs.area[g])
           ds.need_iv[d] = gs.need_iv[g] = 1;
       }
     }
@@ -905,12 +990,7 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
     const double* bg = gs.box.data() + 4 * g;
     const uint64_t x0 = static_cast<uint64_t>(std::max(bd[0], bg[0]));
     const uint64_t x1 = static_cast<uint64_t>(std::min(bd[0] + bd[2], bg[0] + bg[2]));
-    if (ds.table[d] && gs.table[g]) {
-      const uint64_t nd_col = static_cast<uint64_t>(bd[2]), ng_col = static_cast<uint64_t>(bg[2]);
-      const int32_t* sd = ds.tab.data() + ds.off[d] + (x0 - static_cast<uint64_t>(bd[0]));
-      const int32_t* sg = gs.tab.data() + gs.off[g] + (x0 - static_cast<uint64_t>(bg[0]));
-      return column_overlap(sd, sd + nd_col, sg, sg + ng_col, static_cast<index_t>(x1 - x0));
-    }
+    if (ds.slots[d] && gs.slots[g]) return Side::tables_common(ds, d, gs, g, x0, x1);
     const uint64_t h = static_cast<uint64_t>(dt_sizes[2 * d]);
     const uint32_t from = static_cast<uint32_t>(std::min<uint64_t>(x0 * h, UINT32_MAX));
     const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(x1 * h, UINT32_MAX));
@@ -926,42 +1006,50 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
   };
   const std::vector<uint32_t>& da = ds.area;
   const std::vector<uint32_t>& gar = gs.area;
-  // Threads only for enough work: a parallel region costs microseconds, far more when the
-  // cores are busy, and one image's pairs are a few hundred short column loops.
-  const bool many = nd > 1 && pairs > 4096;
-  if (same) {
-    // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair
-    // is walked once and both entries written (each with its own crowd flag).
-#pragma omp parallel for schedule(dynamic, 1) if (many)
-    for (index_t d = 0; d < nd; ++d) {
-      // a mask with itself: its area (boxes of non-empty masks overlap themselves)
-      out[d * ng + d] = box_pair_iou(ds.box.data() + 4 * d, ds.box.data() + 4 * d, false) > 0
-                            ? ratio(da[d], da[d], da[d], iscrowd && iscrowd[d])
-                            : 0.0;
-      for (index_t g = d + 1; g < ng; ++g) {
-        double o = 0.0, t = 0.0;
-        const uint8_t k = kind[d * ng + g];
-        if (k == 2) {
-          o = t = -1.0;
-        } else if (k == 1) {
-          const uint64_t i = common(d, g);
-          o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
-          t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
-        }
-        out[d * ng + g] = o;
-        out[g * ng + d] = t;
+  // dt is gt: the overlap test and the common pixels are symmetric, so each unordered pair is
+  // walked once and both entries written (each with its own crowd flag).
+  auto row_same = [&](index_t d) {
+    // a mask with itself: its area (boxes of non-empty masks overlap themselves)
+    out[d * ng + d] = box_pair_iou(ds.box.data() + 4 * d, ds.box.data() + 4 * d, false) > 0
+                          ? ratio(da[d], da[d], da[d], iscrowd && iscrowd[d])
+                          : 0.0;
+    for (index_t g = d + 1; g < ng; ++g) {
+      double o = 0.0, t = 0.0;
+      const uint8_t k = kind[d * ng + g];
+      if (k == 2) {
+        o = t = -1.0;
+      } else if (k == 1) {
+        const uint64_t i = common(d, g);
+        o = ratio(i, da[d], gar[g], iscrowd && iscrowd[g]);
+        t = ratio(i, da[g], gar[d], iscrowd && iscrowd[d]);
       }
+      out[d * ng + g] = o;
+      out[g * ng + d] = t;
     }
-    return;
-  }
-#pragma omp parallel for schedule(dynamic, 1) if (many)
-  for (index_t d = 0; d < nd; ++d) {
+  };
+  auto row = [&](index_t d) {
     for (index_t g = 0; g < ng; ++g) {
       const uint8_t k = kind[d * ng + g];
       out[d * ng + g] = k == 0 ? 0.0
                         : k == 2 ? -1.0
                                  : ratio(common(d, g), da[d], gar[g], iscrowd && iscrowd[g]);
     }
+  };
+  // Threads only for enough work: a parallel region costs microseconds, far more when the
+  // cores are busy, and one image's pairs are a few hundred short column loops. (No region at
+  // all otherwise: even one that its if clause keeps to this thread costs a team set-up.)
+  if (nd > 1 && pairs > 4096) {
+    if (same) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (index_t d = 0; d < nd; ++d) row_same(d);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (index_t d = 0; d < nd; ++d) row(d);
+    }
+  } else if (same) {
+    for (index_t d = 0; d < nd; ++d) row_same(d);
+  } else {
+    for (index_t d = 0; d < nd; ++d) row(d);
   }
 }
 

@@ -156,7 +156,9 @@ def _compile(op: Op):
     """A function values -> bool doing ``op.validate``'s checks without building messages:
     straight-line code generated once per op (a call per kernel launch must cost little)."""
     lines = [f"def ok(v):", f"    if len(v) != {len(op.args)}: return False"]
-    env = {"_contiguous": _contiguous, "_dtype_name": _dtype_name}
+    # (numpy arrays, the usual case, without a function call: the dtype's name from _DT, the
+    # contiguity from flags; Args and the first sight of a dtype through the helpers)
+    env = {"_contiguous": _contiguous, "_dtype_name": _dtype_name, "_DT": _DT, "_nd": np.ndarray}
     bound: set = set()
     for i, spec in op.arrays:
         lines += [f"    a = v[{i}]"]
@@ -166,7 +168,7 @@ def _compile(op: Op):
         else:
             lines += ["    if a is None: return False"]
             ind = "    "
-        lines += [f"{ind}sh = a.shape", f"{ind}dt_{i} = _dtype_name(a.dtype)",
+        lines += [f"{ind}sh = a.shape", f"{ind}dt_{i} = _DT.get(a.dtype) or _dtype_name(a.dtype)",
                   f"{ind}if len(sh) != {len(spec.dims)}: return False"]
         for k, d in enumerate(spec.dims):
             if d == "*":
@@ -187,7 +189,7 @@ def _compile(op: Op):
             env[f"S{i}"] = spec.dtypes
             lines.append(f"{ind}if dt_{i} not in S{i}: return False")
         if not spec.strided:
-            lines.append(f"{ind}if not _contiguous(a): return False")
+            lines.append(f"{ind}if not (a.flags.c_contiguous if type(a) is _nd else _contiguous(a)): return False")
     for i, spec in op.scalars:
         env[f"K{i}"] = _KINDS[spec.kind]
         lines.append(f"    if not isinstance(v[{i}], K{i}): return False")

@@ -91,6 +91,6 @@ def check(coco, iou: float = 0.5, box_iou: float = 0.7, workers=None, dask=None,
         idx = _coco.index(data)
     findings, engine = parallel.run(idx, p, workers=workers, dask=dask, shard_size=shard_size,
                                     progress=progress)
-    per_cat = Counter(a["category"] for anns in idx.per_image for a in anns)
+    per_cat = Counter(idx.anns.category)
     return CheckResult(source or name, p, len(idx.images), idx.n_annotations, len(idx.categories),
                        idx.findings + findings, engine, time.perf_counter() - t0, dict(per_cat))

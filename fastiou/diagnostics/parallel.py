@@ -47,11 +47,16 @@ def _shard_size(n_images: int, n_workers: int, given) -> int:
     return max(16, min(2000, -(-n_images // max(1, 4 * n_workers))))
 
 
+def _count(shard) -> int:
+    """Images (or items) in a shard."""
+    return len(shard.images) if isinstance(shard, _coco.Shard) else len(shard)
+
+
 def _serial(shards, params, progress, total, fn=check_shard):
     out, done = [], 0
     for _, shard in shards:
         out.append(fn(shard, params))
-        done += len(shard)
+        done += _count(shard)
         if progress:
             progress(done, total)
     return out
@@ -73,7 +78,7 @@ def _processes(shards, params, n, progress, total, fn=check_shard, pack=_coco.pa
                 for fut in finished:
                     k = running.pop(fut)
                     results[k] = fut.result()
-                    done += len(shards[k][1])
+                    done += _count(shards[k][1])
                     if progress:
                         progress(done, total)
     except BrokenProcessPool as e:
@@ -111,7 +116,7 @@ def _dask(shards, params, address, progress, total, fn=check_shard, pack=_coco.p
         for fut in queue:
             k = pos.pop(fut.key)
             results[k] = fut.result()
-            done += len(shards[k][1])
+            done += _count(shards[k][1])
             if progress:
                 progress(done, total)
             for nxt in submit(1):

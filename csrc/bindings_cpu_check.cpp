@@ -1,15 +1,18 @@
 // fastiou._C: batched helpers of `fastiou check` (fastiou/diagnostics/audit.py), a shard of
-// annotations at a time: check_polygons_unpack, check_polygon_masks, check_iou_groups.
+// annotations at a time: check_polygons_unpack, check_polygon_masks, check_parse_counts,
+// check_pair_ious.
 //
 // They are not backend ops (not in fastiou/_backends/interface.py): the audit calls them only
 // while the compiled backend is the host backend, and does the same work with the declared ops
-// (rle_from_polygons, rle_merge, rle_area, rle_to_bbox, rle_iou) otherwise. They run the
-// kernels of csrc/cpu/rle.cpp (through fastiou/ops.h), so the masks and IoUs are the ones those
-// ops give, bit for bit.
+// (rle_from_polygons, rle_merge, rle_area, rle_to_bbox, rle_iou) otherwise. Masks are the
+// kernels' of csrc/cpu/rle.cpp (through fastiou/ops.h); IoUs are rleIou's arithmetic on the
+// exact common pixel count, so both are the ones those ops give, bit for bit.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -93,14 +96,31 @@ py::tuple check_polygons_unpack(const py::list& segs) {
   return py::make_tuple(xy, plens, nparts);
 }
 
-// The counts strings of m masks, each the union of its polygon parts as pycocotools' annToRLE
-// makes it (frPyObjects, then merge; no part: the empty mask), with the area and the box of
-// each into areas (uint32 (M,)) and boxes (float64 (M, 4), toBbox's xywh). Part j has
-// points[j] vertices at xy[start[j] ...] and belongs to mask owner[j] (non-decreasing); mask i
-// is sizes[i] = (h, w).
-py::list check_polygon_masks(const py::array& xy, const py::array& start, const py::array& points,
-                             const py::array& owner, const py::array& sizes, const py::array& areas,
-                             const py::array& boxes) {
+// Counts of many masks in one buffer: mask i's runs are cnts[offs[i]:offs[i + 1]].
+py::tuple counts_arrays(const std::vector<std::vector<uint32_t>>& masks) {
+  const size_t m = masks.size();
+  py::array_t<int64_t> offs(static_cast<py::ssize_t>(m + 1));
+  int64_t* po = offs.mutable_data();
+  po[0] = 0;
+  for (size_t i = 0; i < m; ++i) po[i + 1] = po[i] + static_cast<int64_t>(masks[i].size());
+  py::array_t<uint32_t> cnts(static_cast<py::ssize_t>(po[m]));
+  uint32_t* pc = cnts.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < m; ++i)
+      if (!masks[i].empty()) std::memcpy(pc + po[i], masks[i].data(), masks[i].size() * sizeof(uint32_t));
+  }
+  return py::make_tuple(cnts, offs);
+}
+
+// The masks of m annotations, each the union of its polygon parts as pycocotools' annToRLE
+// makes it (frPyObjects, then merge; no part: the empty mask), as (counts uint32, offsets
+// int64 (M + 1,)), with the area and the box of each into areas (uint32 (M,)) and boxes
+// (float64 (M, 4), toBbox's xywh). Part j has points[j] vertices at xy[start[j] ...] and
+// belongs to mask owner[j] (non-decreasing); mask i is sizes[i] = (h, w).
+py::tuple check_polygon_masks(const py::array& xy, const py::array& start, const py::array& points,
+                              const py::array& owner, const py::array& sizes, const py::array& areas,
+                              const py::array& boxes) {
   const double* pxy = checked<double>(xy, "xy", {-1}, false);
   const index_t c = xy.shape(0);
   const int64_t* ps = checked<int64_t>(start, "start", {-1}, false);
@@ -126,7 +146,7 @@ py::list check_polygon_masks(const py::array& xy, const py::array& start, const 
     ++first[static_cast<size_t>(po[j]) + 1];
   }
   for (index_t i = 0; i < m; ++i) first[i + 1] += first[i];
-  std::vector<std::string> out(static_cast<size_t>(m));
+  std::vector<std::vector<uint32_t>> out(static_cast<size_t>(m));
   auto what = [&] { return fastiou::bind::oom_text("check", m, " polygon masks (", np_, " parts)"); };
   fastiou::bind::released_named(what, [&] {
     fastiou::RegionErrors err;
@@ -135,7 +155,7 @@ py::list check_polygon_masks(const py::array& xy, const py::array& start, const 
       err.run([&] {
         const index_t h = psz[2 * i], w = psz[2 * i + 1];
         const index_t b = first[i], e = first[i + 1];
-        std::vector<uint32_t> mask;
+        std::vector<uint32_t>& mask = out[i];
         if (e == b) {
           mask.assign(1, static_cast<uint32_t>(h * w));
         } else if (e - b == 1) {
@@ -159,79 +179,125 @@ py::list check_polygon_masks(const py::array& xy, const py::array& start, const 
         const index_t mm = static_cast<index_t>(mask.size());
         fastiou::rle_area_cpu(&mp, &mm, 1, pa + i);
         fastiou::rle_to_bbox_cpu(&mp, &mm, psz + 2 * i, 1, pb + 4 * i);
-        fastiou::rle_to_string(mp, mm, &out[i]);
       });
     }
     err.rethrow([&] { return what(); });
   });
-  py::list res(static_cast<size_t>(m));
-  for (index_t i = 0; i < m; ++i)
-    PyList_SET_ITEM(res.ptr(), i, py::bytes(out[i]).release().ptr());
-  return res;
+  return counts_arrays(out);
 }
 
-// The mask IoU of every pair within each group: groups are the ranges [bounds[g], bounds[g+1])
-// of the counts strings (bytes; sizes (N, 2)); for each group, its pairs (i < j) in row-major
-// order (numpy's triu_indices(n, 1)), as rle_iou gives them. float64 (sum n_g (n_g - 1) / 2,).
-py::array_t<double> check_iou_groups(const py::list& counts, const py::array& sizes,
-                                     const py::array& bounds) {
+// (counts uint32, offsets int64 (N + 1,)) of counts strings (bytes) of masks of sizes (N, 2).
+py::tuple check_parse_counts(const py::list& counts, const py::array& sizes) {
   const index_t n = static_cast<index_t>(PyList_GET_SIZE(counts.ptr()));
   const int64_t* psz = checked<int64_t>(sizes, "sizes", {n, 2}, false);
-  const int64_t* pg = checked<int64_t>(bounds, "bounds", {-1}, false);
-  const index_t ng = bounds.shape(0) - 1;
-  if (ng < 0 || pg[0] != 0 || pg[ng] != n) throw py::value_error("bounds: expected 0, ..., len(counts)");
-  std::vector<size_t> at(static_cast<size_t>(ng) + 1, 0);  // group g's pairs at out + at[g]
-  for (index_t g = 0; g < ng; ++g) {
-    if (pg[g + 1] < pg[g]) throw py::value_error("bounds: expected non-decreasing");
-    const size_t k = static_cast<size_t>(pg[g + 1] - pg[g]);
-    at[g + 1] = at[g] + k * (k ? k - 1 : 0) / 2;
-  }
-  std::vector<const char*> s(static_cast<size_t>(n));
-  std::vector<size_t> len(static_cast<size_t>(n));
+  std::vector<std::vector<uint32_t>> out(static_cast<size_t>(n));
   for (index_t i = 0; i < n; ++i) {
     PyObject* o = PyList_GET_ITEM(counts.ptr(), i);
     if (!PyBytes_Check(o)) throw py::value_error("counts[" + std::to_string(i) + "]: expected bytes");
     if (!size_ok(psz[2 * i], psz[2 * i + 1]))
       throw py::value_error("sizes[" + std::to_string(i) + "]: expected h, w > 0 with h * w < 2**32");
-    s[i] = PyBytes_AS_STRING(o);
-    len[i] = static_cast<size_t>(PyBytes_GET_SIZE(o));
+    const uint64_t hw = static_cast<uint64_t>(psz[2 * i]) * static_cast<uint64_t>(psz[2 * i + 1]);
+    const int e = fastiou::rle_from_string(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)), hw,
+                                           &out[i]);
+    if (e)
+      throw py::value_error("counts[" + std::to_string(i) + "]: malformed counts: " + fastiou::rle_error_text(e));
   }
-  py::array_t<double> out(static_cast<py::ssize_t>(at[ng]));
-  double* pout = out.mutable_data();
-  std::vector<int> bad(static_cast<size_t>(ng), -1);
-  auto what = [&] { return fastiou::bind::oom_text("check", n, " masks in ", ng, " groups"); };
+  return counts_arrays(out);
+}
+
+// Mask IoU of pairs (i[p], j[p]) of the masks cnts[offs[k]:offs[k + 1]] (areas (M,), boxes
+// (M, 4) their toBbox boxes), as pycocotools' rleIou gives it: 0 where the boxes do not
+// overlap, else the common pixels over the union (crowd[p]: over the area of mask i[p]), in
+// rleIou's arithmetic. Into out float64 (P,).
+void check_pair_ious(const py::array& cnts, const py::array& offs, const py::array& areas,
+                     const py::array& boxes, const py::array& pi, const py::array& pj,
+                     const py::array& crowd, const py::array& out) {
+  const uint32_t* pc = checked<uint32_t>(cnts, "cnts", {-1}, false);
+  const int64_t* pof = checked<int64_t>(offs, "offs", {-1}, false);
+  const index_t m = offs.shape(0) - 1;
+  if (m < 0 || pof[0] != 0 || pof[m] != cnts.shape(0)) throw py::value_error("offs: expected 0, ..., len(cnts)");
+  for (index_t k = 0; k < m; ++k)
+    if (pof[k + 1] < pof[k]) throw py::value_error("offs: expected non-decreasing");
+  const uint32_t* pa = checked<uint32_t>(areas, "areas", {m}, false);
+  const double* pb = checked<double>(boxes, "boxes", {m, 4}, false);
+  const int64_t* ii = checked<int64_t>(pi, "i", {-1}, false);
+  const index_t np_ = pi.shape(0);
+  const int64_t* jj = checked<int64_t>(pj, "j", {np_}, false);
+  const uint8_t* pcr = checked<uint8_t>(crowd, "crowd", {np_}, false);
+  double* po = checked<double>(out, "out", {np_}, true);
+  for (index_t p = 0; p < np_; ++p)
+    if (ii[p] < 0 || ii[p] >= m || jj[p] < 0 || jj[p] >= m)
+      throw py::value_error("i, j: expected mask indices in [0, " + std::to_string(m) + ")");
+  auto what = [&] { return fastiou::bind::oom_text("check", np_, " mask pairs of ", m, " masks"); };
   fastiou::bind::released_named(what, [&] {
-    fastiou::RegionErrors err;
-#pragma omp parallel for schedule(dynamic, 4) if (ng > 8)
-    for (index_t g = 0; g < ng; ++g) {
-      err.run([&] {
-        const index_t b = pg[g], k = pg[g + 1] - pg[g];
-        if (k < 2) return;
-        std::vector<std::vector<uint32_t>> cnts(static_cast<size_t>(k));
-        std::vector<const uint32_t*> ptr(static_cast<size_t>(k));
-        std::vector<index_t> m(static_cast<size_t>(k));
-        for (index_t i = 0; i < k; ++i) {
-          const uint64_t hw = static_cast<uint64_t>(psz[2 * (b + i)]) * static_cast<uint64_t>(psz[2 * (b + i) + 1]);
-          if (fastiou::rle_from_string(s[b + i], len[b + i], hw, &cnts[i])) {
-            bad[g] = static_cast<int>(b + i);
-            return;
-          }
-          ptr[i] = cnts[i].data();
-          m[i] = static_cast<index_t>(cnts[i].size());
-        }
-        std::vector<double> iou(static_cast<size_t>(k * k));
-        fastiou::rle_iou_cpu(ptr.data(), m.data(), psz + 2 * b, k, ptr.data(), m.data(), psz + 2 * b, k,
-                             nullptr, true, iou.data());
-        double* o = pout + at[g];
-        for (index_t i = 0; i < k; ++i)
-          for (index_t j = i + 1; j < k; ++j) *o++ = iou[i * k + j];
-      });
+    // the masks in a pair whose boxes overlap: their foreground intervals [start, end)
+    std::vector<uint8_t> need(static_cast<size_t>(m), 0);
+    std::vector<uint8_t> hit(static_cast<size_t>(np_), 0);
+    for (index_t p = 0; p < np_; ++p) {
+      const double* d = pb + 4 * ii[p];
+      const double* g = pb + 4 * jj[p];
+      const double w = std::fmin(d[2] + d[0], g[2] + g[0]) - std::fmax(d[0], g[0]);
+      const double h = std::fmin(d[3] + d[1], g[3] + g[1]) - std::fmax(d[1], g[1]);
+      if (w > 0 && h > 0) hit[p] = need[ii[p]] = need[jj[p]] = 1;
     }
-    err.rethrow([&] { return what(); });
+    std::vector<size_t> ivo(static_cast<size_t>(m) + 1, 0);
+    for (index_t k = 0; k < m; ++k)
+      ivo[k + 1] = ivo[k] + (need[k] ? static_cast<size_t>(pof[k + 1] - pof[k]) / 2 : 0);
+    std::vector<uint32_t> iv(2 * ivo[m]);
+    std::vector<size_t> ivn(static_cast<size_t>(m), 0);  // intervals of mask k (non-empty ones)
+    for (index_t k = 0; k < m; ++k) {
+      if (!need[k]) continue;
+      uint32_t* o = iv.data() + 2 * ivo[k];
+      size_t q = 0;
+      uint32_t pos = 0;
+      for (int64_t r = pof[k]; r < pof[k + 1]; ++r) {
+        const uint32_t len = pc[r];
+        if (((r - pof[k]) & 1) && len) {
+          o[2 * q] = pos;
+          o[2 * q + 1] = pos + len;
+          ++q;
+        }
+        pos += len;
+      }
+      ivn[k] = q;
+    }
+#pragma omp parallel for schedule(dynamic, 256) if (np_ > 4096)
+    for (index_t p = 0; p < np_; ++p) {
+      if (!hit[p]) {
+        po[p] = 0.0;
+        continue;
+      }
+      const index_t d = ii[p], g = jj[p];
+      const uint32_t* a = iv.data() + 2 * ivo[d];
+      const uint32_t* b = iv.data() + 2 * ivo[g];
+      const size_t na = ivn[d], nb = ivn[g];
+      uint64_t inter = 0;
+      if (na && nb) {
+        // from the first interval of each that ends after the later of the two first starts
+        const uint32_t from = std::max(a[0], b[0]);
+        auto first_after = [from](const uint32_t* v, size_t n) {
+          size_t lo = 0, hi = n;
+          while (lo < hi) {
+            const size_t mid = (lo + hi) / 2;
+            if (v[2 * mid + 1] > from) hi = mid; else lo = mid + 1;
+          }
+          return lo;
+        };
+        size_t x = first_after(a, na), y = first_after(b, nb);
+        while (x < na && y < nb) {
+          const uint32_t sa = a[2 * x], ea = a[2 * x + 1], sb = b[2 * y], eb = b[2 * y + 1];
+          const uint32_t s = sa > sb ? sa : sb, e = ea < eb ? ea : eb;
+          inter += e > s ? e - s : 0;
+          x += ea <= eb;
+          y += eb <= ea;
+        }
+      }
+      // rleIou's arithmetic: i / u in double from uint32; u = 1 when nothing is shared
+      const uint32_t ad = pa[d], ag = pa[g];
+      const uint64_t u = inter == 0 ? 1 : pcr[p] ? ad : uint64_t(ad) + ag - inter;
+      po[p] = static_cast<double>(static_cast<uint32_t>(inter)) / static_cast<double>(static_cast<uint32_t>(u));
+    }
   });
-  for (index_t g = 0; g < ng; ++g)
-    if (bad[g] >= 0) throw py::value_error("counts[" + std::to_string(bad[g]) + "]: malformed counts");
-  return out;
 }
 
 }  // namespace
@@ -242,7 +308,11 @@ void register_check(py::module_& m) {
         "polygon list)) of a list of segmentations.");
   m.def("check_polygon_masks", &check_polygon_masks, py::arg("xy"), py::arg("start"), py::arg("points"),
         py::arg("owner"), py::arg("sizes"), py::arg("areas"), py::arg("boxes"),
-        "Counts bytes of each mask (the union of its polygon parts), its area and box into areas, boxes.");
-  m.def("check_iou_groups", &check_iou_groups, py::arg("counts"), py::arg("sizes"), py::arg("bounds"),
-        "Mask IoU of the pairs (i < j, row-major) within each group of counts strings, as one float64 array.");
+        "(counts uint32, offsets int64) of each mask (the union of its polygon parts); its area and "
+        "box into areas, boxes.");
+  m.def("check_parse_counts", &check_parse_counts, py::arg("counts"), py::arg("sizes"),
+        "(counts uint32, offsets int64) of counts strings.");
+  m.def("check_pair_ious", &check_pair_ious, py::arg("cnts"), py::arg("offs"), py::arg("areas"),
+        py::arg("boxes"), py::arg("i"), py::arg("j"), py::arg("crowd"), py::arg("out"),
+        "pycocotools' rleIou of mask pairs (i, j) into out float64 (P,).");
 }

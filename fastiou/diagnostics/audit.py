@@ -135,14 +135,13 @@ class _Shard:
                                    None if value is None else float(value), message, details)))
 
     def run(self) -> list:
-        n = self.n
-        if n:
+        if self.n:
             self.read_fields()
-            counts, areas, mboxes, have = self.masks()
+            areas, mboxes, have = self.masks()
             keep = np.flatnonzero(have)
             if len(keep):
                 boxes = self.single(keep, areas[keep].astype(np.int64), mboxes[keep])
-                self.pairs(keep, counts[keep].tolist(), self.hw[keep], areas[keep], boxes)
+                self.pairs(keep, areas[keep], boxes)
         self.found.sort(key=lambda kf: kf[0])
         return [f for _, f in self.found]
 
@@ -188,32 +187,55 @@ class _Shard:
     # ---------------------------------------------------------------- masks
 
     def masks(self):
-        """(counts object array, areas uint32, boxes (n, 4), have) of every annotation: the
-        mask of each polygon or RLE segmentation (``COCO.annToRLE``); have: it has one of its
-        image's size."""
+        """(areas uint32, boxes (n, 4), have) of every annotation's mask (``COCO.annToRLE``:
+        each polygon or RLE segmentation); have: it has one, of its image's size. The masks
+        themselves: with the compiled helpers, ``self.cnts``, ``self.offs`` (all runs in one
+        array, mask k's at ``offs[k]:offs[k + 1]``) and ``self.mask_of`` (row -> k); without,
+        ``self.counts`` (row -> counts string)."""
         n = self.n
-        counts = np.empty(n, object)
         areas = np.zeros(n, np.uint32)
         boxes = np.zeros((n, 4), np.float64)
         have = np.zeros(n, bool)
+        fast = self.fast
+        if fast is None:
+            self.counts = np.empty(n, object)
+        found = []  # (rows, (cnts, offs) or counts strings)
         recs, xy, k, npts = self.read_polygons()
         if recs is not None and len(recs):
             self.check_parts(xy, k, npts)
-            c, ar, bx = self.polygon_masks(recs)
-            counts[recs] = c
+            m, ar, bx = self.polygon_masks(recs)
             areas[recs], boxes[recs], have[recs] = ar, bx, True
+            found.append((recs, m))
         rle = self.rle_masks()
         if rle:
             rr = np.array([r for r, _ in rle], np.int64)
             cs = [c for _, c in rle]
-            sizes = self.hw[rr]
+            sizes = np.ascontiguousarray(self.hw[rr])
             ar = np.empty(len(rr), np.uint32)
             _dispatch.call_host("rle_area", cs, sizes, ar, "masks")
             bx = np.empty((len(rr), 4), np.float64)
             _dispatch.call_host("rle_to_bbox", cs, sizes, bx, "masks")
-            counts[rr] = cs
             areas[rr], boxes[rr], have[rr] = ar, bx, True
-        return counts, areas, boxes, have
+            found.append((rr, fast.check_parse_counts(cs, sizes) if fast is not None else cs))
+        if fast is None:
+            for rows, cs in found:
+                self.counts[rows] = cs
+        else:
+            self.mask_of = np.full(n, -1, np.int64)
+            at, cnts, offs = 0, [], [np.zeros(1, np.int64)]
+            for rows, (c, o) in found:
+                self.mask_of[rows] = np.arange(at, at + len(rows))
+                offs.append(o[1:] + sum(len(x) for x in cnts))
+                cnts.append(c)
+                at += len(rows)
+            self.cnts = np.concatenate(cnts) if cnts else np.empty(0, np.uint32)
+            self.offs = np.concatenate(offs)
+            self.mask_areas = np.zeros(at, np.uint32)
+            self.mask_boxes = np.zeros((at, 4), np.float64)
+            live = self.mask_of >= 0
+            self.mask_areas[self.mask_of[live]] = areas[live]
+            self.mask_boxes[self.mask_of[live]] = boxes[live]
+        return areas, boxes, have
 
     def read_polygons(self):
         """The polygon parts of the shard: ``(recs, xy, part index, part points)``: the rows
@@ -345,8 +367,9 @@ class _Shard:
                      polygon=int(k_of[j]))
 
     def polygon_masks(self, recs):
-        """(counts, areas, boxes) of the masks of the polygon rows ``recs`` (as
-        ``COCO.annToRLE``: the union of its parts; none left: the empty mask)."""
+        """(masks, areas, boxes) of the polygon rows ``recs`` (as ``COCO.annToRLE``: the union
+        of its parts; none left: the empty mask); masks: ``(cnts, offs)`` from the compiled
+        helper, else the counts strings."""
         sizes = np.ascontiguousarray(self.hw[recs])
         owner = np.searchsorted(recs, self.part_rec)
         areas = np.empty(len(recs), np.uint32)
@@ -354,8 +377,8 @@ class _Shard:
         n = self.part_n
         starts = np.cumsum(2 * n) - 2 * n
         if self.fast is not None:
-            counts = self.fast.check_polygon_masks(self.xy, starts, n, owner, sizes, areas, boxes)
-            return counts, areas, boxes
+            m = self.fast.check_polygon_masks(self.xy, starts, n, owner, sizes, areas, boxes)
+            return m, areas, boxes
         parts = [self.xy[s:s + 2 * m] for s, m in zip(starts.tolist(), n.tolist())]
         part_rle = [None] * len(parts)
         by_size: dict = {}
@@ -471,9 +494,9 @@ class _Shard:
         codes: dict = {}
         return np.array([codes.setdefault(c, len(codes)) for c in cids], np.int64)
 
-    def pairs(self, keep, counts, sizes, areas, boxes):
-        """Same-class and cross-class pairs, and crowd coverage, per image (``rle_iou`` as
-        ``rle.iou`` runs it, on the counts strings of the shard)."""
+    def pairs(self, keep, areas, boxes):
+        """Same-class and cross-class pairs, and crowd coverage, per image (mask IoU as
+        ``rle.iou`` gives it), all pairs of the shard on one array."""
         img = self.img[keep]
         crowd = self.a.iscrowd[keep]
         live = areas > 0
@@ -488,7 +511,7 @@ class _Shard:
             rows = np.repeat(np.arange(len(inst)), c)
             gj = np.arange(total) - np.repeat(np.cumsum(c) - c, c) + rows + 1
             gi, gj = inst[rows], inst[gj]
-            mi = self.pair_ious(inst, counts, sizes, gb, k)
+            mi = self.pair_ious(keep, gi, gj, inst, gb, k)
             bi = _box_iou_pairs(boxes[gi], boxes[gj])
             cat = self.categories()[keep]
             same = cat[gi] == cat[gj]
@@ -497,24 +520,39 @@ class _Shard:
         crd = np.flatnonzero(live & (crowd == 1))
         if len(crd):
             cb = np.searchsorted(img[crd], np.arange(nimg + 1))
-            for i in np.flatnonzero((np.diff(cb) > 0) & (k > 0)).tolist():
-                self.crowds(keep, counts, sizes, inst[gb[i]:gb[i + 1]].tolist(),
-                            crd[cb[i]:cb[i + 1]].tolist())
+            both = np.flatnonzero((np.diff(cb) > 0) & (k > 0)).tolist()
+            if self.fast is None:
+                for i in both:
+                    self.crowds(keep, inst[gb[i]:gb[i + 1]].tolist(), crd[cb[i]:cb[i + 1]].tolist())
+            elif both:
+                xs = [np.repeat(inst[gb[i]:gb[i + 1]], cb[i + 1] - cb[i]) for i in both]
+                ys = [np.tile(crd[cb[i]:cb[i + 1]], gb[i + 1] - gb[i]) for i in both]
+                xs, ys = np.concatenate(xs), np.concatenate(ys)
+                ioa = self.kernel_ious(keep[xs], keep[ys], True)
+                for q in np.flatnonzero(ioa > self.p.iou).tolist():
+                    self.crowd(int(keep[xs[q]]), int(keep[ys[q]]), float(ioa[q]))
 
-    def pair_ious(self, inst, counts, sizes, gb, k):
-        """Mask IoU of every pair of each image's instances (``pairs``' order)."""
-        c = [counts[q] for q in inst.tolist()]
-        sz = np.ascontiguousarray(sizes[inst])
+    def kernel_ious(self, rx, ry, crowd: bool):
+        """``check_pair_ious`` of rows rx[p], ry[p] (crowd: over the area of rx[p])."""
+        fx, fy = self.mask_of[rx], self.mask_of[ry]
+        out = np.empty(len(fx), np.float64)
+        self.fast.check_pair_ious(self.cnts, self.offs, self.mask_areas, self.mask_boxes, fx, fy,
+                                  np.full(len(fx), crowd, np.uint8), out)
+        return out
+
+    def pair_ious(self, keep, gi, gj, inst, gb, k):
+        """Mask IoU of the pairs (gi, gj) (positions in keep: every pair of each image's
+        instances, in ``pairs``' order)."""
         if self.fast is not None:
-            return self.fast.check_iou_groups(c, sz, gb.astype(np.int64))
+            return self.kernel_ious(keep[gi], keep[gj], False)
         out = []
         for i in np.flatnonzero(k > 1).tolist():
-            b, e = int(gb[i]), int(gb[i + 1])
-            m = np.empty((e - b, e - b), np.float64)
-            cc = c[b:e]
-            s = np.ascontiguousarray(sz[b:e])
+            rows = keep[inst[gb[i]:gb[i + 1]]]
+            m = np.empty((len(rows), len(rows)), np.float64)
+            cc = self.counts[rows].tolist()
+            s = np.ascontiguousarray(self.hw[rows])
             _dispatch.call_host("rle_iou", cc, s, cc, s, None, m)  # (one list: parsed once)
-            out.append(m[_triu(e - b)])
+            out.append(m[_triu(len(rows))])
         return np.concatenate(out)
 
     def pair(self, rx, ry, mv, bv):
@@ -537,21 +575,23 @@ class _Shard:
                      f"two {cx} boxes overlap: box IoU {bv:.3f} (mask IoU {mv:.3f})",
                      mask_iou=mv, box_iou=bv)
 
-    def crowds(self, keep, counts, sizes, inst, crowd):
-        """Crowd regions covering non-crowd instances of their class (pycocotools' crowd IoU:
-        intersection over the instance's area)."""
+    def crowds(self, keep, inst, crowd):
+        """Crowd regions covering non-crowd instances of their class in one image
+        (pycocotools' crowd IoU: intersection over the instance's area)."""
         ioa = np.empty((len(inst), len(crowd)), np.float64)
-        _dispatch.call_host("rle_iou", [counts[q] for q in inst], np.ascontiguousarray(sizes[inst]),
-                            [counts[q] for q in crowd], np.ascontiguousarray(sizes[crowd]),
+        ri, rc = keep[inst], keep[crowd]
+        _dispatch.call_host("rle_iou", self.counts[ri].tolist(), np.ascontiguousarray(self.hw[ri]),
+                            self.counts[rc].tolist(), np.ascontiguousarray(self.hw[rc]),
                             np.ones(len(crowd), np.uint8), ioa)
-        a = self.a
         for r, c in zip(*np.nonzero(ioa > self.p.iou)):
-            rx, ry = int(keep[inst[r]]), int(keep[crowd[c]])
-            if a.category_id[rx] == a.category_id[ry]:
-                v = float(ioa[r, c])
-                self.add(rx, 3, int(self.pos[ry]), "crowd_overlap", [rx, ry], v,
-                         f"{a.category[rx]} instance {a.id[rx]} lies {v:.0%} inside crowd region "
-                         f"{a.id[ry]}", ioa=v)
+            self.crowd(int(ri[r]), int(rc[c]), float(ioa[r, c]))
+
+    def crowd(self, rx, ry, v):
+        a = self.a
+        if a.category_id[rx] == a.category_id[ry]:
+            self.add(rx, 3, int(self.pos[ry]), "crowd_overlap", [rx, ry], v,
+                     f"{a.category[rx]} instance {a.id[rx]} lies {v:.0%} inside crowd region "
+                     f"{a.id[ry]}", ioa=v)
 
 
 def _compiled():

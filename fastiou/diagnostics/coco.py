@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import operator
 import os
 from dataclasses import dataclass, field
 from itertools import chain
@@ -245,23 +246,27 @@ def _annotation_checked(i, a, pos, cats, seen, out):
     return slim, pos[iid]
 
 
+_NEEDED_KEYS = operator.itemgetter("id", "image_id", "category_id", "segmentation")
+_ALL_KEYS = operator.itemgetter("id", "image_id", "category_id", "segmentation", "iscrowd", "bbox", "area")
+
+
 def _placed_fast(anns, pos, cats):
     """``(image position per annotation, Anns)`` when every annotation is well formed (a dict
     with int id, image_id and category_id, ids unique, image and category known, a
     segmentation, iscrowd 0 or 1 as an int or bool): a few passes over the list, no dict
     made. None otherwise (then ``_annotation`` reads each one and names the faults)."""
-    try:
-        ids = [a["id"] for a in anns]
-        iids = [a["image_id"] for a in anns]
-        cids = [a["category_id"] for a in anns]
-        segs = [a["segmentation"] for a in anns]
-        crowd = [a.get("iscrowd", 0) for a in anns]
-        bbox = [a.get("bbox") for a in anns]
-        area = [a.get("area") for a in anns]
-    except (TypeError, KeyError, AttributeError, IndexError):
-        return None
     if not anns:
         return np.empty(0, np.int64), Anns([], [], [], np.empty(0, np.int8), [], [], [])
+    try:
+        try:  # (every key in every record, as in COCO files: one C-level pass)
+            ids, iids, cids, segs, crowd, bbox, area = map(list, zip(*map(_ALL_KEYS, anns)))
+        except KeyError:
+            ids, iids, cids, segs = map(list, zip(*map(_NEEDED_KEYS, anns)))
+            crowd = [a.get("iscrowd", 0) for a in anns]
+            bbox = [a.get("bbox") for a in anns]
+            area = [a.get("area") for a in anns]
+    except (TypeError, KeyError, AttributeError, IndexError):
+        return None
     if set(map(type, ids)) != {int} or set(map(type, iids)) != {int} or \
             set(map(type, cids)) != {int} or not set(map(type, crowd)) <= {int, bool} or \
             len(set(ids)) != len(ids):

@@ -43,14 +43,14 @@ py::tuple check_polygons_unpack(const py::list& segs) {
   py::array_t<int64_t> nparts(n);
   int64_t* np_ = nparts.mutable_data();
   std::vector<int64_t> lens;
-  size_t total = 0;
+  std::vector<double> xy;
   for (py::ssize_t i = 0; i < n; ++i) {
     PyObject* s = PyList_GET_ITEM(segs.ptr(), i);
     np_[i] = -1;
     if (!PyList_CheckExact(s)) continue;
     const py::ssize_t k = PyList_GET_SIZE(s);
+    const size_t lens0 = lens.size(), xy0 = xy.size();  // (taken back if it is not plain)
     bool ok = true;
-    size_t sum = 0;
     for (py::ssize_t j = 0; ok && j < k; ++j) {
       PyObject* p = PyList_GET_ITEM(s, j);
       if (!PyList_CheckExact(p) || PyList_GET_SIZE(p) % 2) {
@@ -58,42 +58,69 @@ py::tuple check_polygons_unpack(const py::list& segs) {
         break;
       }
       const py::ssize_t m = PyList_GET_SIZE(p);
+      lens.push_back(m);
       for (py::ssize_t q = 0; q < m; ++q) {
         PyObject* v = PyList_GET_ITEM(p, q);
-        if (PyFloat_CheckExact(v)) continue;
-        if (!PyLong_CheckExact(v) || (PyLong_AsDouble(v) == -1.0 && PyErr_Occurred())) {
+        if (PyFloat_CheckExact(v)) {
+          xy.push_back(PyFloat_AS_DOUBLE(v));
+          continue;
+        }
+        const double d = PyLong_CheckExact(v) ? PyLong_AsDouble(v) : -1.0;
+        if (!PyLong_CheckExact(v) || (d == -1.0 && PyErr_Occurred())) {
           PyErr_Clear();  // (an int beyond a double)
           ok = false;
           break;
         }
+        xy.push_back(d);
       }
-      sum += static_cast<size_t>(m);
     }
-    if (!ok) continue;
+    if (!ok) {
+      lens.resize(lens0);
+      xy.resize(xy0);
+      continue;
+    }
     np_[i] = k;
-    for (py::ssize_t j = 0; j < k; ++j) lens.push_back(PyList_GET_SIZE(PyList_GET_ITEM(s, j)));
-    total += sum;
   }
-  py::array_t<double> xy(static_cast<py::ssize_t>(total));
+  py::array_t<double> pxy(static_cast<py::ssize_t>(xy.size()));
   py::array_t<int64_t> plens(static_cast<py::ssize_t>(lens.size()));
-  double* px = xy.mutable_data();
-  int64_t* pl = plens.mutable_data();
-  for (size_t j = 0; j < lens.size(); ++j) pl[j] = lens[j];
-  size_t at = 0;
-  for (py::ssize_t i = 0; i < n; ++i) {
-    if (np_[i] < 0) continue;
-    PyObject* s = PyList_GET_ITEM(segs.ptr(), i);
-    const py::ssize_t k = PyList_GET_SIZE(s);
-    for (py::ssize_t j = 0; j < k; ++j) {
-      PyObject* p = PyList_GET_ITEM(s, j);
-      const py::ssize_t m = PyList_GET_SIZE(p);
-      for (py::ssize_t q = 0; q < m; ++q) {
-        PyObject* v = PyList_GET_ITEM(p, q);
-        px[at++] = PyFloat_CheckExact(v) ? PyFloat_AS_DOUBLE(v) : PyLong_AsDouble(v);
-      }
+  if (!xy.empty()) std::memcpy(pxy.mutable_data(), xy.data(), xy.size() * sizeof(double));
+  if (!lens.empty()) std::memcpy(plens.mutable_data(), lens.data(), lens.size() * sizeof(int64_t));
+  return py::make_tuple(pxy, plens, nparts);
+}
+
+// float64 (N, width) ((N,) for width 0) of a list of JSON values: each a list of `width` exact
+// floats or ints (width 0: one exact float or int; not bool); None when one is not (the caller
+// then reads the values one by one and names the bad ones).
+py::object check_numbers(const py::list& values, int64_t width) {
+  const py::ssize_t n = PyList_GET_SIZE(values.ptr());
+  if (width < 0) throw py::value_error("width: expected >= 0");
+  const py::ssize_t wd = width ? static_cast<py::ssize_t>(width) : 1;
+  py::array_t<double> out = width ? py::array_t<double>({n, wd}) : py::array_t<double>(n);
+  double* po = out.mutable_data();
+  auto number = [](PyObject* v, double* d) {
+    if (PyFloat_CheckExact(v)) {
+      *d = PyFloat_AS_DOUBLE(v);
+      return true;
     }
+    if (!PyLong_CheckExact(v)) return false;
+    *d = PyLong_AsDouble(v);
+    if (*d == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    return true;
+  };
+  for (py::ssize_t i = 0; i < n; ++i) {
+    PyObject* v = PyList_GET_ITEM(values.ptr(), i);
+    if (!width) {
+      if (!number(v, po + i)) return py::none();
+      continue;
+    }
+    if (!PyList_CheckExact(v) || PyList_GET_SIZE(v) != wd) return py::none();
+    for (py::ssize_t j = 0; j < wd; ++j)
+      if (!number(PyList_GET_ITEM(v, j), po + i * wd + j)) return py::none();
   }
-  return py::make_tuple(xy, plens, nparts);
+  return std::move(out);
 }
 
 // Counts of many masks in one buffer: mask i's runs are cnts[offs[i]:offs[i + 1]].
@@ -310,6 +337,8 @@ void register_check(py::module_& m) {
         py::arg("owner"), py::arg("sizes"), py::arg("areas"), py::arg("boxes"),
         "(counts uint32, offsets int64) of each mask (the union of its polygon parts); its area and "
         "box into areas, boxes.");
+  m.def("check_numbers", &check_numbers, py::arg("values"), py::arg("width"),
+        "float64 (N, width) ((N,) for width 0) of plain number lists (numbers), or None.");
   m.def("check_parse_counts", &check_parse_counts, py::arg("counts"), py::arg("sizes"),
         "(counts uint32, offsets int64) of counts strings.");
   m.def("check_pair_ious", &check_pair_ious, py::arg("cnts"), py::arg("offs"), py::arg("areas"),

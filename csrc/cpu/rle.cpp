@@ -778,31 +778,48 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
 
 // ------------------------------------------------------------------------------ polygons
 
-// Sorts the boundary points a = column * h + row (and the final h * w) of a polygon: a counting
-// sort by column, then each column's few rows in place; linear where a comparison sort of the
-// thousands of points of a large polygon was most of its rasterisation time.
-static void sort_boundary_points(std::vector<uint32_t>* pts, index_t h, index_t w) {
+// Sorts the boundary points a = column * h + row of a polygon, but the last one (h * w, which
+// no other exceeds): a counting sort by column over the columns the points span (any key
+// monotonic in the value orders them: v / h), then each column's few rows in place; linear
+// where a comparison sort of the thousands of points of a large polygon was most of its
+// rasterisation time. The scratch buffers are the calling thread's own.
+static void sort_boundary_points(std::vector<uint32_t>* pts, index_t h) {
   std::vector<uint32_t>& a = *pts;
-  const size_t n = a.size();
-  if (n < 64 || static_cast<size_t>(w) > 4 * n) {
-    std::sort(a.begin(), a.end());
+  const size_t n = a.empty() ? 0 : a.size() - 1;
+  if (n < 64) {
+    std::sort(a.begin(), a.begin() + n);
     return;
   }
   const uint32_t hh = static_cast<uint32_t>(h);
-  std::vector<uint32_t> start(static_cast<size_t>(w) + 2, 0), out(n);
-  for (uint32_t v : a) ++start[std::min<size_t>(v / hh, static_cast<size_t>(w)) + 1];
-  for (size_t c = 1; c < start.size(); ++c) start[c] += start[c - 1];
-  std::vector<uint32_t> fill(start.begin(), start.end() - 1);
-  for (uint32_t v : a) out[fill[std::min<size_t>(v / hh, static_cast<size_t>(w))]++] = v;
-  for (size_t c = 0; c + 1 < start.size(); ++c) {  // insertion sort within a column
-    for (uint32_t i = start[c] + 1; i < start[c + 1]; ++i) {
+  uint32_t lo = a[0], hi = a[0];
+  for (size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, a[i]);
+    hi = std::max(hi, a[i]);
+  }
+  const uint32_t c0 = lo / hh;
+  const size_t nc = static_cast<size_t>(hi / hh - c0) + 1;
+  if (nc > 4 * n) {
+    std::sort(a.begin(), a.begin() + n);
+    return;
+  }
+  thread_local std::vector<uint32_t> end, out;
+  end.assign(nc + 1, 0);
+  out.resize(n);
+  for (size_t i = 0; i < n; ++i) ++end[a[i] / hh - c0 + 1];
+  for (size_t c = 1; c <= nc; ++c) end[c] += end[c - 1];
+  // end[c] is column c's start; placing its points moves it to its end (the next one's start)
+  for (size_t i = 0; i < n; ++i) out[end[a[i] / hh - c0]++] = a[i];
+  uint32_t from = 0;
+  for (size_t c = 0; c < nc; ++c) {  // insertion sort within a column: [from, end[c])
+    for (uint32_t i = from + 1; i < end[c]; ++i) {
       const uint32_t v = out[i];
       uint32_t j = i;
-      for (; j > start[c] && out[j - 1] > v; --j) out[j] = out[j - 1];
+      for (; j > from && out[j - 1] > v; --j) out[j] = out[j - 1];
       out[j] = v;
     }
+    from = end[c];
   }
-  a.swap(out);
+  std::copy(out.begin(), out.end(), a.begin());
 }
 
 void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
@@ -816,14 +833,25 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
   // unit of its longer axis, and each step across a pixel column (at 5 x + 2 in the scaled
   // grid) becomes a boundary point, whose row is the ceil of the downscaled y.
   const double scale = 5;
-  std::vector<int> x(static_cast<size_t>(k + 1)), y(static_cast<size_t>(k + 1));
+  thread_local std::vector<int> x, y;  // (the calling thread's own scratch)
+  x.resize(static_cast<size_t>(k + 1));
+  y.resize(static_cast<size_t>(k + 1));
   for (index_t j = 0; j < k; ++j) x[j] = static_cast<int>(scale * xy[2 * j] + .5);
   for (index_t j = 0; j < k; ++j) y[j] = static_cast<int>(scale * xy[2 * j + 1] + .5);
   if (k > 0) {
     x[k] = x[0];
     y[k] = y[0];
   }
-  std::vector<uint32_t> a;
+  // The boundary points go straight into out, room made for about as many as the walk finds
+  // (a fifth of each edge's x extent, at most the image's columns, and one an edge).
+  std::vector<uint32_t>& a = *out;
+  {
+    uint64_t est = 2;
+    for (index_t j = 0; j < k; ++j)
+      est += std::min<uint64_t>(static_cast<uint64_t>(std::abs(static_cast<int64_t>(x[j + 1]) - x[j])) / 5 + 2,
+                                static_cast<uint64_t>(w) + 2);
+    a.reserve(static_cast<size_t>(std::min<uint64_t>(est, uint64_t(1) << 24)));
+  }
   bool have_prev = false;
   int pu = 0, pv = 0;
   const double wmax = static_cast<double>(w - 1), hmax = static_cast<double>(h);
@@ -919,14 +947,21 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     }
   }
   a.push_back(static_cast<uint32_t>(h * w));
-  sort_boundary_points(&a, h, w);
+  sort_boundary_points(&a, h);
   uint32_t p = 0;
   for (uint32_t& t : a) {
     const uint32_t cur = t;
     t -= p;
     p = cur;
   }
-  *out = without_empty_runs(a.data(), static_cast<index_t>(a.size()));
+  // without_empty_runs, in place (each empty run joins its two neighbours)
+  const size_t m = a.size();
+  size_t o = 1;
+  for (size_t j = 1; j < m; ++j) {
+    if (a[j] > 0) a[o++] = a[j];
+    else if (++j < m) a[o - 1] += a[j];
+  }
+  a.resize(std::min(o, m));
 }
 
 void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,

@@ -55,6 +55,11 @@ def _numbers(values, width):
     """float64 ``(N, width)`` (``(N,)`` for width 0) of JSON values; NaN rows for the values
     that are not numbers (or not ``width`` numbers; strings are not numbers)."""
     shape = (len(values), width) if width else (len(values),)
+    fn = _coco._compiled_helper("check_numbers")  # (input handling only: any backend)
+    if fn is not None and type(values) is list:
+        out = fn(values, width)
+        if out is not None:
+            return out
     try:
         out = np.array(values)  # one conversion; its dtype says whether all were numbers
         if out.shape == shape and out.dtype.kind in "iuf":
@@ -429,7 +434,18 @@ class _Shard:
             except (ValueError, TypeError):
                 out = []
                 slow += [rec for rec, _ in fast]
-        for rec in sorted(slow):
+        slow.sort()
+        if len(slow) > 1:  # (uncompressed crowd regions) all at once, unless one is bad
+            try:
+                cs, sizes = _rle._rles([segs[rec] for rec in slow], "segmentation")
+                _dispatch.call_host("rle_area", cs, sizes, np.empty(len(cs), np.uint32), "segmentation")
+            except (ValueError, TypeError):
+                cs = None
+            if cs is not None:
+                for rec, c, (h, w) in zip(slow, cs, sizes.tolist()):
+                    self.rle_mask(rec, {"size": [h, w], "counts": c}, out)
+                slow = []
+        for rec in slow:
             try:
                 r = _rle.from_segmentation(segs[rec], 0, 0)
             except (ValueError, TypeError) as e:

@@ -167,9 +167,33 @@ def _categories(data, out) -> dict:
     return cats
 
 
+_IMAGE_KEYS = operator.itemgetter("id", "height", "width")
+
+
+def _images_fast(ims) -> tuple[list, dict] | None:
+    """``_images`` when every image record is well formed (a dict with a unique int id and
+    int height and width > 0): a few passes over the list. None otherwise."""
+    if not ims:
+        return None
+    try:
+        ids, hs, ws = map(list, zip(*map(_IMAGE_KEYS, ims)))
+        names = [im.get("file_name") for im in ims]
+    except (TypeError, KeyError, IndexError, AttributeError):
+        return None
+    if set(map(type, ids)) != {int} or set(map(type, hs)) != {int} or set(map(type, ws)) != {int} \
+            or min(hs) <= 0 or min(ws) <= 0 or len(set(ids)) != len(ids):
+        return None
+    images = [{"id": i, "height": h, "width": w, "file_name": f} for i, h, w, f in zip(ids, hs, ws, names)]
+    return images, dict(zip(ids, range(len(ids))))
+
+
 def _images(data, out) -> tuple[list, dict]:
+    ims = _list(data, "images", out)
+    fast = _images_fast(ims)
+    if fast is not None:
+        return fast
     images, pos = [], {}
-    for i, im in enumerate(_list(data, "images", out)):
+    for i, im in enumerate(ims):
         if not isinstance(im, dict) or not _is_id(im.get("id")):
             out.append(_bad("bad_record", f"images[{i}]: expected an object with an integer 'id'"))
             continue
@@ -317,7 +341,7 @@ def unpack_polygons(segs: list) -> tuple:
     an even number of floats or ints) in order; -1 parts for any other item, which the caller
     reads itself. One C++ pass (``fastiou._C.check_polygons_unpack``: input handling only,
     whichever backend runs the kernels), or the same in Python without the extension."""
-    fn = _unpacker()
+    fn = _compiled_helper("check_polygons_unpack")
     if fn is not None:
         return fn(segs)
     nparts = np.full(len(segs), -1, np.int64)
@@ -333,17 +357,20 @@ def unpack_polygons(segs: list) -> tuple:
     return xy, np.array(lens, np.int64), nparts
 
 
-_UNPACK = [False]
+_HELPERS: dict = {}
 
 
-def _unpacker():
-    if _UNPACK[0] is False:
+def _compiled_helper(name: str):
+    """fastiou._C's input-handling helper ``name`` for ``check``, None without the extension."""
+    fn = _HELPERS.get(name, False)
+    if fn is False:
         try:
-            from .._C import check_polygons_unpack
+            from .. import _C
+            fn = getattr(_C, name, None)
         except ImportError:
-            check_polygons_unpack = None
-        _UNPACK[0] = check_polygons_unpack
-    return _UNPACK[0]
+            fn = None
+        _HELPERS[name] = fn
+    return fn
 
 
 def pack(shard: Shard) -> Shard:

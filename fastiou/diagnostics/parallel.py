@@ -33,6 +33,28 @@ def _one_thread():
         pass
 
 
+def _worker_init(env: dict):
+    """Process-engine worker initialiser: the caller's FASTIOU_* environment (a worker forked
+    from the fork server has the server's), one OpenMP thread."""
+    for k in [k for k in os.environ if k.startswith("FASTIOU_") and k not in env]:
+        del os.environ[k]
+    os.environ.update(env)
+    _one_thread()
+
+
+def _context():
+    """The fork server where there is one (POSIX): started once, with the audit imported, it
+    forks each worker ready to run (spawning one imports numpy and fastiou again, a large part
+    of a check of a few thousand images); it never runs a kernel itself, so no OpenMP thread
+    pool is forked. Spawn elsewhere. Never plain fork of this process (it may run OpenMP
+    threads)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["__main__", "fastiou.diagnostics.audit"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -64,10 +86,11 @@ def _serial(shards, params, progress, total, fn=check_shard):
 
 def _processes(shards, params, n, progress, total, fn=check_shard, pack=_coco.pack):
     results = [None] * len(shards)
-    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP threads
+    env = {k: v for k, v in os.environ.items() if k.startswith("FASTIOU_")}
     done, todo, window = 0, iter(enumerate(shards)), 3 * n  # packed shards in flight, at most
     try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_worker_init,
+                                 initargs=(env,)) as pool:
             running: dict = {}
             while True:
                 for k, (_, shard) in islice(todo, window - len(running)):

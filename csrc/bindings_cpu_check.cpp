@@ -88,6 +88,77 @@ py::tuple check_polygons_unpack(const py::list& segs) {
   return py::make_tuple(pxy, plens, nparts);
 }
 
+// The columns of a list of well-formed COCO annotation records, in one pass: each an exact
+// dict whose 'id', 'image_id' and 'category_id' are exact ints (int64), image_id a key of
+// `images` (id -> position) and category_id of `categories` (id -> name), with a
+// 'segmentation' and an 'iscrowd' (when present) of 0 or 1 (int or bool). Returns (image
+// positions int64, ids int64, ids, category ids, names, iscrowd int8, segmentations, bboxes,
+// areas) (the last three lists: the values, None where missing), or None when a record is not
+// so (the caller then reads each one and names the faults); ids are not checked for repeats.
+py::object check_annotations(const py::list& anns, const py::dict& images, const py::dict& categories) {
+  static PyObject* const kId = PyUnicode_InternFromString("id");
+  static PyObject* const kImage = PyUnicode_InternFromString("image_id");
+  static PyObject* const kCat = PyUnicode_InternFromString("category_id");
+  static PyObject* const kSeg = PyUnicode_InternFromString("segmentation");
+  static PyObject* const kCrowd = PyUnicode_InternFromString("iscrowd");
+  static PyObject* const kBox = PyUnicode_InternFromString("bbox");
+  static PyObject* const kArea = PyUnicode_InternFromString("area");
+  if (!kId || !kImage || !kCat || !kSeg || !kCrowd || !kBox || !kArea) throw py::error_already_set();
+  const py::ssize_t n = PyList_GET_SIZE(anns.ptr());
+  py::array_t<int64_t> img(n), idv(n);
+  py::array_t<int8_t> crowd(n);
+  int64_t* pimg = img.mutable_data();
+  int64_t* pid = idv.mutable_data();
+  int8_t* pcr = crowd.mutable_data();
+  py::list ids(n), cids(n), names(n), segs(n), boxes(n), areas(n);
+  auto set = [](py::list& l, py::ssize_t i, PyObject* v) {  // v borrowed (None when null)
+    if (!v) v = Py_None;
+    Py_INCREF(v);
+    PyList_SET_ITEM(l.ptr(), i, v);
+  };
+  auto as_int64 = [](PyObject* v, int64_t* out) {
+    int overflow = 0;
+    const long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return false;
+    }
+    *out = x;
+    return true;
+  };
+  for (py::ssize_t i = 0; i < n; ++i) {
+    PyObject* a = PyList_GET_ITEM(anns.ptr(), i);
+    if (!PyDict_CheckExact(a)) return py::none();
+    PyObject* id = PyDict_GetItem(a, kId);
+    PyObject* iid = PyDict_GetItem(a, kImage);
+    PyObject* cid = PyDict_GetItem(a, kCat);
+    PyObject* seg = PyDict_GetItem(a, kSeg);
+    if (!id || !iid || !cid || !seg || !PyLong_CheckExact(id) || !PyLong_CheckExact(iid) ||
+        !PyLong_CheckExact(cid) || !as_int64(id, pid + i))
+      return py::none();
+    PyObject* pos = PyDict_GetItem(images.ptr(), iid);
+    PyObject* name = PyDict_GetItem(categories.ptr(), cid);
+    if (!pos || !name || !PyLong_CheckExact(pos) || !as_int64(pos, pimg + i)) return py::none();
+    PyObject* c = PyDict_GetItem(a, kCrowd);
+    if (!c) {
+      pcr[i] = 0;
+    } else if (c == Py_True || c == Py_False) {
+      pcr[i] = c == Py_True;
+    } else {
+      int64_t x;
+      if (!PyLong_CheckExact(c) || !as_int64(c, &x) || (x != 0 && x != 1)) return py::none();
+      pcr[i] = static_cast<int8_t>(x);
+    }
+    set(ids, i, id);
+    set(cids, i, cid);
+    set(names, i, name);
+    set(segs, i, seg);
+    set(boxes, i, PyDict_GetItem(a, kBox));
+    set(areas, i, PyDict_GetItem(a, kArea));
+  }
+  return py::make_tuple(img, idv, ids, cids, names, crowd, segs, boxes, areas);
+}
+
 // float64 (N, width) ((N,) for width 0) of a list of JSON values: each a list of `width` exact
 // floats or ints (width 0: one exact float or int; not bool); None when one is not (the caller
 // then reads the values one by one and names the bad ones).
@@ -337,6 +408,8 @@ void register_check(py::module_& m) {
         py::arg("owner"), py::arg("sizes"), py::arg("areas"), py::arg("boxes"),
         "(counts uint32, offsets int64) of each mask (the union of its polygon parts); its area and "
         "box into areas, boxes.");
+  m.def("check_annotations", &check_annotations, py::arg("anns"), py::arg("images"), py::arg("categories"),
+        "Columns of well-formed annotation records (see check_annotations in bindings_cpu_check.cpp), or None.");
   m.def("check_numbers", &check_numbers, py::arg("values"), py::arg("width"),
         "float64 (N, width) ((N,) for width 0) of plain number lists (numbers), or None.");
   m.def("check_parse_counts", &check_parse_counts, py::arg("counts"), py::arg("sizes"),

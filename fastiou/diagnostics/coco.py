@@ -281,6 +281,15 @@ def _placed_fast(anns, pos, cats):
     made. None otherwise (then ``_annotation`` reads each one and names the faults)."""
     if not anns:
         return np.empty(0, np.int64), Anns([], [], [], np.empty(0, np.int8), [], [], [])
+    fn = _compiled_helper("check_annotations")
+    if fn is not None and type(anns) is list and type(pos) is dict and type(cats) is dict:
+        got = fn(anns, pos, cats)  # (one pass over the records, in C++)
+        if got is None:
+            return None
+        img, idv, ids, cids, names, crowd, segs, bbox, area = got
+        if len(np.unique(idv)) != len(idv):
+            return None
+        return img, Anns(ids, cids, names, crowd, segs, bbox, area)
     try:
         try:  # (every key in every record, as in COCO files: one C-level pass)
             ids, iids, cids, segs, crowd, bbox, area = map(list, zip(*map(_ALL_KEYS, anns)))

@@ -779,43 +779,43 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
 // ------------------------------------------------------------------------------ polygons
 
 // Sorts the boundary points a = column * h + row of a polygon, but the last one (h * w, which
-// no other exceeds): a counting sort by column over the columns the points span (any key
-// monotonic in the value orders them: v / h), then each column's few rows in place; linear
-// where a comparison sort of the thousands of points of a large polygon was most of its
-// rasterisation time. The scratch buffers are the calling thread's own.
-static void sort_boundary_points(std::vector<uint32_t>* pts, index_t h) {
+// no other exceeds): a counting sort into about as many buckets as points, by (a - min) >> s
+// (no division), then each bucket's few points in place (a comparison sort for a crowded
+// one); linear where a comparison sort of the thousands of points of a large polygon was most
+// of its rasterisation time. The scratch buffers are the calling thread's own.
+static void sort_boundary_points(std::vector<uint32_t>* pts) {
   std::vector<uint32_t>& a = *pts;
   const size_t n = a.empty() ? 0 : a.size() - 1;
   if (n < 64) {
     std::sort(a.begin(), a.begin() + n);
     return;
   }
-  const uint32_t hh = static_cast<uint32_t>(h);
   uint32_t lo = a[0], hi = a[0];
   for (size_t i = 1; i < n; ++i) {
     lo = std::min(lo, a[i]);
     hi = std::max(hi, a[i]);
   }
-  const uint32_t c0 = lo / hh;
-  const size_t nc = static_cast<size_t>(hi / hh - c0) + 1;
-  if (nc > 4 * n) {
-    std::sort(a.begin(), a.begin() + n);
-    return;
-  }
+  int shift = 0;
+  while (((hi - lo) >> shift) >= n) ++shift;
+  const size_t nb = static_cast<size_t>((hi - lo) >> shift) + 1;  // at most n buckets
   thread_local std::vector<uint32_t> end, out;
-  end.assign(nc + 1, 0);
+  end.assign(nb + 1, 0);
   out.resize(n);
-  for (size_t i = 0; i < n; ++i) ++end[a[i] / hh - c0 + 1];
-  for (size_t c = 1; c <= nc; ++c) end[c] += end[c - 1];
-  // end[c] is column c's start; placing its points moves it to its end (the next one's start)
-  for (size_t i = 0; i < n; ++i) out[end[a[i] / hh - c0]++] = a[i];
+  for (size_t i = 0; i < n; ++i) ++end[((a[i] - lo) >> shift) + 1];
+  for (size_t c = 1; c <= nb; ++c) end[c] += end[c - 1];
+  // end[c] is bucket c's start; placing its points moves it to its end (the next one's start)
+  for (size_t i = 0; i < n; ++i) out[end[(a[i] - lo) >> shift]++] = a[i];
   uint32_t from = 0;
-  for (size_t c = 0; c < nc; ++c) {  // insertion sort within a column: [from, end[c])
-    for (uint32_t i = from + 1; i < end[c]; ++i) {
-      const uint32_t v = out[i];
-      uint32_t j = i;
-      for (; j > from && out[j - 1] > v; --j) out[j] = out[j - 1];
-      out[j] = v;
+  for (size_t c = 0; c < nb; ++c) {  // each bucket: [from, end[c])
+    if (end[c] - from > 32) {
+      std::sort(out.begin() + from, out.begin() + end[c]);
+    } else {
+      for (uint32_t i = from + 1; i < end[c]; ++i) {
+        const uint32_t v = out[i];
+        uint32_t j = i;
+        for (; j > from && out[j - 1] > v; --j) out[j] = out[j - 1];
+        out[j] = v;
+      }
     }
     from = end[c];
   }
@@ -947,7 +947,7 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     }
   }
   a.push_back(static_cast<uint32_t>(h * w));
-  sort_boundary_points(&a, h);
+  sort_boundary_points(&a);
   uint32_t p = 0;
   for (uint32_t& t : a) {
     const uint32_t cur = t;

@@ -860,7 +860,10 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     double yd = (static_cast<double>(v) + .5) / scale - .5;
     if (yd < 0) yd = 0;
     else if (yd > hmax) yd = hmax;
-    return static_cast<int>(std::ceil(yd));
+    // ceil of yd in [0, h]: without SSE4.1, std::ceil is a long instruction sequence
+    int64_t r = static_cast<int64_t>(yd);
+    if (static_cast<double>(r) < yd) ++r;
+    return static_cast<int>(r);
   };
   auto point = [&](int u, int v) {
     if (have_prev && u != pu) {
@@ -900,10 +903,15 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
       int64_t c = static_cast<int64_t>(xs) + ((2 - static_cast<int64_t>(xs)) % 5 + 5) % 5;
       if (c < 2) c = 2;  // column 0
       const int64_t c_end = std::min<int64_t>(static_cast<int64_t>(xe) - 1, 5 * (static_cast<int64_t>(w) - 1) + 2);
-      for (; c <= c_end; c += 5) {
-        const int va = static_cast<int>(ys + s * static_cast<int>(c - xs) + .5);
-        const int vb = static_cast<int>(ys + s * static_cast<int>(c + 1 - xs) + .5);
-        a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + row_of(va < vb ? va : vb)));
+      if (c <= c_end) {  // (c_end - c) / 5 + 1 points, written in place
+        const size_t at = a.size();
+        a.resize(at + static_cast<size_t>((c_end - c) / 5 + 1));
+        uint32_t* o = a.data() + at;
+        for (; c <= c_end; c += 5) {
+          const int va = static_cast<int>(ys + s * static_cast<int>(c - xs) + .5);
+          const int vb = static_cast<int>(ys + s * static_cast<int>(c + 1 - xs) + .5);
+          *o++ = static_cast<uint32_t>(((c - 2) / 5) * h + row_of(va < vb ? va : vb));
+        }
       }
       have_prev = true;
       pu = t1 + xs;

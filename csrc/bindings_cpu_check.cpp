@@ -1,5 +1,5 @@
 // fastiou._C: batched helpers of `fastiou check` (fastiou/diagnostics/audit.py), a shard of
-// annotations at a time: check_polygons_unpack, check_polygon_masks, check_parse_counts,
+// annotations at a time: check_polygons_unpack, check_annotations, check_numbers, check_polygon_masks, check_rle_masks,
 // check_pair_ious.
 //
 // They are not backend ops (not in fastiou/_backends/interface.py): the audit calls them only
@@ -284,23 +284,51 @@ py::tuple check_polygon_masks(const py::array& xy, const py::array& start, const
   return counts_arrays(out);
 }
 
-// (counts uint32, offsets int64 (N + 1,)) of counts strings (bytes) of masks of sizes (N, 2).
-py::tuple check_parse_counts(const py::list& counts, const py::array& sizes) {
+// (counts uint32, offsets int64 (N + 1,), areas uint32 (N,), boxes float64 (N, 4)) of counts
+// strings (bytes) of masks of sizes (N, 2): each parsed once and checked (ValueError naming
+// the first bad one), its area and toBbox box from the runs.
+py::tuple check_rle_masks(const py::list& counts, const py::array& sizes) {
   const index_t n = static_cast<index_t>(PyList_GET_SIZE(counts.ptr()));
   const int64_t* psz = checked<int64_t>(sizes, "sizes", {n, 2}, false);
-  std::vector<std::vector<uint32_t>> out(static_cast<size_t>(n));
+  std::vector<const char*> str(static_cast<size_t>(n));
+  std::vector<size_t> len(static_cast<size_t>(n));
   for (index_t i = 0; i < n; ++i) {
     PyObject* o = PyList_GET_ITEM(counts.ptr(), i);
     if (!PyBytes_Check(o)) throw py::value_error("counts[" + std::to_string(i) + "]: expected bytes");
-    if (!size_ok(psz[2 * i], psz[2 * i + 1]))
-      throw py::value_error("sizes[" + std::to_string(i) + "]: expected h, w > 0 with h * w < 2**32");
-    const uint64_t hw = static_cast<uint64_t>(psz[2 * i]) * static_cast<uint64_t>(psz[2 * i + 1]);
-    const int e = fastiou::rle_from_string(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)), hw,
-                                           &out[i]);
-    if (e)
-      throw py::value_error("counts[" + std::to_string(i) + "]: malformed counts: " + fastiou::rle_error_text(e));
+    const int64_t h = psz[2 * i], w = psz[2 * i + 1];
+    if (h < 0 || w < 0 || static_cast<uint64_t>(h) * static_cast<uint64_t>(w) >= kMaxPixels)
+      throw py::value_error("sizes[" + std::to_string(i) + "]: expected h, w >= 0 with h * w < 2**32");
+    str[i] = PyBytes_AS_STRING(o);
+    len[i] = static_cast<size_t>(PyBytes_GET_SIZE(o));
   }
-  return counts_arrays(out);
+  std::vector<std::vector<uint32_t>> out(static_cast<size_t>(n));
+  py::array_t<uint32_t> areas(n);
+  py::array_t<double> boxes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(4)});
+  uint32_t* pa = areas.mutable_data();
+  double* pb = boxes.mutable_data();
+  std::vector<int> err(static_cast<size_t>(n), 0);
+  auto what = [&] { return fastiou::bind::oom_text("check", n, " RLE masks"); };
+  fastiou::bind::released_named(what, [&] {
+    fastiou::RegionErrors re;
+#pragma omp parallel for schedule(dynamic, 16) if (n > 64)
+    for (index_t i = 0; i < n; ++i) {
+      re.run([&] {
+        const uint64_t hw = static_cast<uint64_t>(psz[2 * i]) * static_cast<uint64_t>(psz[2 * i + 1]);
+        err[i] = fastiou::rle_from_string(str[i], len[i], hw, &out[i]);
+        if (err[i]) return;
+        const uint32_t* mp = out[i].data();
+        const index_t mm = static_cast<index_t>(out[i].size());
+        fastiou::rle_area_cpu(&mp, &mm, 1, pa + i);
+        fastiou::rle_to_bbox_cpu(&mp, &mm, psz + 2 * i, 1, pb + 4 * i);
+      });
+    }
+    re.rethrow([&] { return what(); });
+  });
+  for (index_t i = 0; i < n; ++i)
+    if (err[i])
+      throw py::value_error("counts[" + std::to_string(i) + "]: malformed counts: " + fastiou::rle_error_text(err[i]));
+  py::tuple c = counts_arrays(out);
+  return py::make_tuple(c[0], c[1], areas, boxes);
 }
 
 // Mask IoU of pairs (i[p], j[p]) of the masks cnts[offs[k]:offs[k + 1]] (areas (M,), boxes
@@ -412,8 +440,8 @@ void register_check(py::module_& m) {
         "Columns of well-formed annotation records (see check_annotations in bindings_cpu_check.cpp), or None.");
   m.def("check_numbers", &check_numbers, py::arg("values"), py::arg("width"),
         "float64 (N, width) ((N,) for width 0) of plain number lists (numbers), or None.");
-  m.def("check_parse_counts", &check_parse_counts, py::arg("counts"), py::arg("sizes"),
-        "(counts uint32, offsets int64) of counts strings.");
+  m.def("check_rle_masks", &check_rle_masks, py::arg("counts"), py::arg("sizes"),
+        "(counts uint32, offsets int64, areas uint32, boxes float64 (N, 4)) of counts strings, checked.");
   m.def("check_pair_ious", &check_pair_ious, py::arg("cnts"), py::arg("offs"), py::arg("areas"),
         py::arg("boxes"), py::arg("i"), py::arg("j"), py::arg("crowd"), py::arg("out"),
         "pycocotools' rleIou of mask pairs (i, j) into out float64 (P,).");

@@ -211,20 +211,13 @@ class _Shard:
             m, ar, bx = self.polygon_masks(recs)
             areas[recs], boxes[recs], have[recs] = ar, bx, True
             found.append((recs, m))
-        rle = self.rle_masks()
-        if rle:
-            rr = np.array([r for r, _ in rle], np.int64)
-            cs = [c for _, c in rle]
-            sizes = np.ascontiguousarray(self.hw[rr])
-            ar = np.empty(len(rr), np.uint32)
-            _dispatch.call_host("rle_area", cs, sizes, ar, "masks")
-            bx = np.empty((len(rr), 4), np.float64)
-            _dispatch.call_host("rle_to_bbox", cs, sizes, bx, "masks")
-            areas[rr], boxes[rr], have[rr] = ar, bx, True
-            found.append((rr, fast.check_parse_counts(cs, sizes) if fast is not None else cs))
+        for rows, ar, bx, m in self.rle_masks():
+            areas[rows], boxes[rows], have[rows] = ar, bx, True
+            found.append((rows, m))
         if fast is None:
             for rows, cs in found:
-                self.counts[rows] = cs
+                for r, c in zip(rows.tolist(), cs):
+                    self.counts[r] = c
         else:
             self.mask_of = np.full(n, -1, np.int64)
             at, cnts, offs = 0, [], [np.zeros(1, np.int64)]
@@ -411,13 +404,69 @@ class _Shard:
         return counts, areas, boxes
 
     def rle_masks(self) -> list:
-        """[(rec, counts)] of every RLE segmentation (checked; a wrong size leaves it out).
-        Compressed strings are validated in one call for the shard; anything else, or a batch
-        with a bad string in it, goes through ``rle.from_segmentation`` one by one to name the
-        bad ones."""
+        """[(rows, areas, boxes, masks)] of the RLE segmentations (checked; a wrong size leaves
+        one out); masks as ``polygon_masks`` gives them. With the compiled helpers, compressed
+        ones are unpacked, parsed and measured in one call; the others (or a batch with a bad
+        one) go through ``rle_checked``."""
+        recs, out = self.rle_recs, []
+        if not recs:
+            return out
+        fast, segs = self.fast, self.a.segmentation
+        if fast is not None:
+            comp = [r for r in recs if type(segs[r].get("counts")) in (str, bytes)]
+            got = self.rle_compressed(comp) if comp else None
+            if got is not None:
+                out.append(got)
+                done = set(comp)
+                recs = [r for r in recs if r not in done]
+        found = self.rle_checked(recs)
+        if found:
+            rows = np.array([r for r, _ in found], np.int64)
+            cs = [c for _, c in found]
+            sizes = np.ascontiguousarray(self.hw[rows])
+            if fast is not None:
+                cnts, offs, ar, bx = fast.check_rle_masks(cs, sizes)
+                out.append((rows, ar, bx, (cnts, offs)))
+            else:
+                ar = np.empty(len(rows), np.uint32)
+                _dispatch.call_host("rle_area", cs, sizes, ar, "masks")
+                bx = np.empty((len(rows), 4), np.float64)
+                _dispatch.call_host("rle_to_bbox", cs, sizes, bx, "masks")
+                out.append((rows, ar, bx, cs))
+        return out
+
+    def rle_compressed(self, comp):
+        """``rle_masks``' entry for the rows ``comp`` (compressed counts) in one call, or None
+        when one is not the plain form or is malformed (``rle_checked`` names it)."""
+        up = _rle._unpacker()
+        got = up([self.a.segmentation[r] for r in comp]) if up is not None else None
+        if got is None:
+            return None
+        counts, sizes = got
+        try:
+            cnts, offs, ar, bx = self.fast.check_rle_masks(counts, sizes)
+        except ValueError:
+            return None
+        rows = np.array(comp, np.int64)
+        bad = (sizes != self.hw[rows]).any(1)
+        if bad.any():
+            for q in np.flatnonzero(bad).tolist():
+                self.size_mismatch(comp[q], sizes[q].tolist())
+            keep = np.flatnonzero(~bad)
+            lens = np.diff(offs)[keep]
+            ends = np.cumsum(lens)
+            cnts = cnts[np.repeat(offs[keep] - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)]
+            offs = np.concatenate([[0], ends]).astype(np.int64)
+            rows, ar, bx = rows[keep], ar[keep], bx[keep]
+        return rows, ar, bx, (cnts, offs)
+
+    def rle_checked(self, recs) -> list:
+        """[(rec, counts)] of RLE segmentations, checked (a wrong size leaves it out).
+        Compressed strings are validated in one call; anything else, or a batch with a bad
+        string in it, goes through ``rle.from_segmentation`` one by one to name the bad ones."""
         out, slow, fast = [], [], []
         segs = self.a.segmentation
-        for rec in self.rle_recs:
+        for rec in recs:
             seg = segs[rec]
             c = seg.get("counts")
             if type(c) is str and c.isascii():
@@ -455,13 +504,16 @@ class _Shard:
         return out
 
     def rle_mask(self, rec, r, out):
-        h, w = self.hw[rec].tolist()
-        if list(r["size"]) != [h, w]:
-            self.add(rec, 0, 0, "rle_size_mismatch", None, None,
-                     f"RLE size {r['size']} differs from the image's [height, width] [{h}, {w}]; "
-                     f"the mask is left out of the checks", size=r["size"], image_size=[h, w])
+        if list(r["size"]) != self.hw[rec].tolist():
+            self.size_mismatch(rec, r["size"])
         else:
             out.append((rec, r["counts"]))
+
+    def size_mismatch(self, rec, size):
+        h, w = self.hw[rec].tolist()
+        self.add(rec, 0, 0, "rle_size_mismatch", None, None,
+                 f"RLE size {size} differs from the image's [height, width] [{h}, {w}]; "
+                 f"the mask is left out of the checks", size=size, image_size=[h, w])
 
     # ---------------------------------------------------------------- findings
 

@@ -934,10 +934,17 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
         const int64_t c_end = std::min<int64_t>(hi, 5 * (static_cast<int64_t>(w) - 1) + 2);
         for (; c <= c_end; c += 5) {
           // the first t with u(t) past the crossing: >= c + 1 going up, <= c going down
-          double est = std::ceil((static_cast<double>(c) + .5 - xs) / s);
-          if (!(est >= 1)) est = 1;  // also catches NaN
-          if (est > dy) est = dy;
-          int t = static_cast<int>(est);
+          // ceil(q) clamped to [1, dy] (NaN: 1), in integer arithmetic (see row_of)
+          const double q = (static_cast<double>(c) + .5 - xs) / s;
+          int t;
+          if (!(q > 0)) {
+            t = 1;
+          } else if (q >= dy) {
+            t = dy;
+          } else {
+            t = static_cast<int>(q);
+            if (static_cast<double>(t) < q) ++t;
+          }
           if (up) {
             while (t > 1 && u_at(t - 1) >= c + 1) --t;
             while (t <= dy && u_at(t) < c + 1) ++t;

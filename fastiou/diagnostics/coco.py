@@ -287,7 +287,7 @@ def _placed_fast(anns, pos, cats):
         if got is None:
             return None
         img, idv, ids, cids, names, crowd, segs, bbox, area = got
-        if len(np.unique(idv)) != len(idv):
+        if not (np.diff(idv) > 0).all() and len(np.unique(idv)) != len(idv):  # (ids repeat)
             return None
         return img, Anns(ids, cids, names, crowd, segs, bbox, area)
     try:

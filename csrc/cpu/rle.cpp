@@ -854,16 +854,18 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
   }
   bool have_prev = false;
   int pu = 0, pv = 0;
-  const double wmax = static_cast<double>(w - 1), hmax = static_cast<double>(h);
+  const double wmax = static_cast<double>(w - 1);
   // The row of a boundary point whose lower scaled y is v: ceil of the downscaled y, in [0, h].
+  // pycocotools: yd = (v + .5) / 5 - .5 clamped to [0, h], then ceil. That is (v - 2) / 5
+  // exactly: where it is an integer m, v + .5, its fifth m + .5 and m are all exact doubles, and
+  // elsewhere it is 0.2 or more from an integer, far beyond the two roundings. So the row is
+  // ceil((v - 2) / 5) = floor((v + 2) / 5) clamped to [0, h], in integer arithmetic (no double
+  // division and no std::ceil, a long instruction sequence without SSE4.1).
   auto row_of = [&](int v) -> int64_t {
-    double yd = (static_cast<double>(v) + .5) / scale - .5;
-    if (yd < 0) yd = 0;
-    else if (yd > hmax) yd = hmax;
-    // ceil of yd in [0, h]: without SSE4.1, std::ceil is a long instruction sequence
-    int64_t r = static_cast<int64_t>(yd);
-    if (static_cast<double>(r) < yd) ++r;
-    return static_cast<int>(r);
+    const int64_t t = static_cast<int64_t>(v) + 2;
+    if (t < 0) return 0;
+    const int64_t r = t / 5;
+    return r > h ? h : r;
   };
   auto point = [&](int u, int v) {
     if (have_prev && u != pu) {

@@ -1,20 +1,20 @@
 """The per-image audit: the findings of a shard of images (the unit of work of every engine).
 
-Per image, with fastiou's RLE kernels (through ``_dispatch``, as ``fastiou.rle`` calls them, but a
-shard at a time): every segmentation converted as pycocotools' ``COCO.annToRLE`` would (polygons
-rasterised and merged as ``rle.from_segmentation`` does, RLE validated), areas and boxes of all
-masks in one call each, mask IoU of every pair of non-crowd instances of an image in one call
-(``rle.iou``'s kernel), crowd coverage as pycocotools' crowd IoU (intersection over the
-instance's area), and box IoU of the bbox fields as pycocotools' ``bbIou`` computes it. The
-per-image work depends on nothing but the image and its annotations, so any split of the images
-gives the same findings.
+A shard at a time, on columns (``coco.Shard``): every segmentation converted as pycocotools'
+``COCO.annToRLE`` would (polygons rasterised and merged as ``rle.from_segmentation`` does, RLE
+validated), with the area and box of every mask; mask IoU of every pair of non-crowd instances of
+an image (``rle.iou``'s values: 0 where the boxes do not meet), crowd coverage as pycocotools'
+crowd IoU (intersection over the instance's area), and box IoU of the bbox fields as
+pycocotools' ``bbIou`` computes it. With the compiled backend the work of a shard is a few calls
+of fastiou._C's batched ``check_*`` helpers; otherwise the declared RLE ops through
+``_dispatch``, per image where they take one. The per-image work depends on nothing but the image
+and its annotations, so any split of the images gives the same findings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from itertools import chain
 import math
 import numbers
 from dataclasses import asdict, dataclass

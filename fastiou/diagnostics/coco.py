@@ -1,9 +1,12 @@
 """Reading a COCO instances file for ``check``: the records, checked, and grouped per image.
 
 Everything here runs where ``check`` is called (the client): it validates the top-level records
-(images, categories, annotation keys and ids) and hands out the per-image work in shards, each a
-list of ``(image, annotations)`` with only the keys the per-image check reads. The input is read,
-never written.
+(images, categories, annotation keys and ids), keeps the annotations as columns grouped by
+image (``Anns``: one list per field the per-image check reads, no dict per annotation) and hands
+out the per-image work in shards (``Shard``: consecutive images and their rows). Well-formed
+records are read a list at a time (in C++ with the compiled extension); the per-record reader,
+which names each fault, runs only for a file with a faulty record. The input is read, never
+written.
 """
 
 from __future__ import annotations

@@ -156,6 +156,7 @@ void register_rle(py::module_& m);    // csrc/bindings_cpu_rle.cpp
 void register_threads(py::module_& m);  // csrc/bindings_cpu_threads.cpp
 void register_launch(py::module_& m); // csrc/bindings_cpu_launch.cpp
 void register_anchors(py::module_& m);  // csrc/bindings_cpu_anchors.cpp
+void register_check(py::module_& m);    // csrc/bindings_cpu_check.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastiou CPU kernels (numpy arrays in, preallocated numpy outputs)";
@@ -174,4 +175,5 @@ PYBIND11_MODULE(_C, m) {
   register_rle(m);
   register_launch(m);
   register_anchors(m);
+  register_check(m);
 }

@@ -1055,31 +1055,48 @@ void rle_iou_cpu(const uint32_t* const* dt, const index_t* mdt, const int64_t* d
 
 // ------------------------------------------------------------------------------ polygons
 
-// Sorts the boundary points a = column * h + row (and the final h * w) of a polygon: a counting
-// sort by column, then each column's few rows in place; linear where a comparison sort of the
-// thousands of points of a large polygon was most of its rasterisation time.
-static void sort_boundary_points(std::vector<uint32_t>* pts, index_t h, index_t w) {
+// Sorts the boundary points a = column * h + row of a polygon, but the last one (h * w, which
+// no other exceeds): a counting sort into about as many buckets as points, by (a - min) >> s
+// (no division), then each bucket's few points in place (a comparison sort for a crowded
+// one); linear where a comparison sort of the thousands of points of a large polygon was most
+// of its rasterisation time. The scratch buffers are the calling thread's own.
+static void sort_boundary_points(std::vector<uint32_t>* pts) {
   std::vector<uint32_t>& a = *pts;
-  const size_t n = a.size();
-  if (n < 64 || static_cast<size_t>(w) > 4 * n) {
-    std::sort(a.begin(), a.end());
+  const size_t n = a.empty() ? 0 : a.size() - 1;
+  if (n < 64) {
+    std::sort(a.begin(), a.begin() + n);
     return;
   }
-  const uint32_t hh = static_cast<uint32_t>(h);
-  std::vector<uint32_t> start(static_cast<size_t>(w) + 2, 0), out(n);
-  for (uint32_t v : a) ++start[std::min<size_t>(v / hh, static_cast<size_t>(w)) + 1];
-  for (size_t c = 1; c < start.size(); ++c) start[c] += start[c - 1];
-  std::vector<uint32_t> fill(start.begin(), start.end() - 1);
-  for (uint32_t v : a) out[fill[std::min<size_t>(v / hh, static_cast<size_t>(w))]++] = v;
-  for (size_t c = 0; c + 1 < start.size(); ++c) {  // insertion sort within a column
-    for (uint32_t i = start[c] + 1; i < start[c + 1]; ++i) {
-      const uint32_t v = out[i];
-      uint32_t j = i;
-      for (; j > start[c] && out[j - 1] > v; --j) out[j] = out[j - 1];
-      out[j] = v;
-    }
+  uint32_t lo = a[0], hi = a[0];
+  for (size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, a[i]);
+    hi = std::max(hi, a[i]);
   }
-  a.swap(out);
+  int shift = 0;
+  while (((hi - lo) >> shift) >= n) ++shift;
+  const size_t nb = static_cast<size_t>((hi - lo) >> shift) + 1;  // at most n buckets
+  thread_local std::vector<uint32_t> end, out;
+  end.assign(nb + 1, 0);
+  out.resize(n);
+  for (size_t i = 0; i < n; ++i) ++end[((a[i] - lo) >> shift) + 1];
+  for (size_t c = 1; c <= nb; ++c) end[c] += end[c - 1];
+  // end[c] is bucket c's start; placing its points moves it to its end (the next one's start)
+  for (size_t i = 0; i < n; ++i) out[end[(a[i] - lo) >> shift]++] = a[i];
+  uint32_t from = 0;
+  for (size_t c = 0; c < nb; ++c) {  // each bucket: [from, end[c])
+    if (end[c] - from > 32) {
+      std::sort(out.begin() + from, out.begin() + end[c]);
+    } else {
+      for (uint32_t i = from + 1; i < end[c]; ++i) {
+        const uint32_t v = out[i];
+        uint32_t j = i;
+        for (; j > from && out[j - 1] > v; --j) out[j] = out[j - 1];
+        out[j] = v;
+      }
+    }
+    from = end[c];
+  }
+  std::copy(out.begin(), out.end(), a.begin());
 }
 
 void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
@@ -1093,23 +1110,39 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
   // unit of its longer axis, and each step across a pixel column (at 5 x + 2 in the scaled
   // grid) becomes a boundary point, whose row is the ceil of the downscaled y.
   const double scale = 5;
-  std::vector<int> x(static_cast<size_t>(k + 1)), y(static_cast<size_t>(k + 1));
+  thread_local std::vector<int> x, y;  // (the calling thread's own scratch)
+  x.resize(static_cast<size_t>(k + 1));
+  y.resize(static_cast<size_t>(k + 1));
   for (index_t j = 0; j < k; ++j) x[j] = static_cast<int>(scale * xy[2 * j] + .5);
   for (index_t j = 0; j < k; ++j) y[j] = static_cast<int>(scale * xy[2 * j + 1] + .5);
   if (k > 0) {
     x[k] = x[0];
     y[k] = y[0];
   }
-  std::vector<uint32_t> a;
+  // The boundary points go straight into out, room made for about as many as the walk finds
+  // (a fifth of each edge's x extent, at most the image's columns, and one an edge).
+  std::vector<uint32_t>& a = *out;
+  {
+    uint64_t est = 2;
+    for (index_t j = 0; j < k; ++j)
+      est += std::min<uint64_t>(static_cast<uint64_t>(std::abs(static_cast<int64_t>(x[j + 1]) - x[j])) / 5 + 2,
+                                static_cast<uint64_t>(w) + 2);
+    a.reserve(static_cast<size_t>(std::min<uint64_t>(est, uint64_t(1) << 24)));
+  }
   bool have_prev = false;
   int pu = 0, pv = 0;
-  const double wmax = static_cast<double>(w - 1), hmax = static_cast<double>(h);
+  const double wmax = static_cast<double>(w - 1);
   // The row of a boundary point whose lower scaled y is v: ceil of the downscaled y, in [0, h].
+  // pycocotools: yd = (v + .5) / 5 - .5 clamped to [0, h], then ceil. That is (v - 2) / 5
+  // exactly: where it is an integer m, v + .5, its fifth m + .5 and m are all exact doubles, and
+  // elsewhere it is 0.2 or more from an integer, far beyond the two roundings. So the row is
+  // ceil((v - 2) / 5) = floor((v + 2) / 5) clamped to [0, h], in integer arithmetic (no double
+  // division and no std::ceil, a long instruction sequence without SSE4.1).
   auto row_of = [&](int v) -> int64_t {
-    double yd = (static_cast<double>(v) + .5) / scale - .5;
-    if (yd < 0) yd = 0;
-    else if (yd > hmax) yd = hmax;
-    return static_cast<int>(std::ceil(yd));
+    const int64_t t = static_cast<int64_t>(v) + 2;
+    if (t < 0) return 0;
+    const int64_t r = t / 5;
+    return r > h ? h : r;
   };
   auto point = [&](int u, int v) {
     if (have_prev && u != pu) {
@@ -1149,10 +1182,15 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
       int64_t c = static_cast<int64_t>(xs) + ((2 - static_cast<int64_t>(xs)) % 5 + 5) % 5;
       if (c < 2) c = 2;  // column 0
       const int64_t c_end = std::min<int64_t>(static_cast<int64_t>(xe) - 1, 5 * (static_cast<int64_t>(w) - 1) + 2);
-      for (; c <= c_end; c += 5) {
-        const int va = static_cast<int>(ys + s * static_cast<int>(c - xs) + .5);
-        const int vb = static_cast<int>(ys + s * static_cast<int>(c + 1 - xs) + .5);
-        a.push_back(static_cast<uint32_t>(((c - 2) / 5) * h + row_of(va < vb ? va : vb)));
+      if (c <= c_end) {  // (c_end - c) / 5 + 1 points, written in place
+        const size_t at = a.size();
+        a.resize(at + static_cast<size_t>((c_end - c) / 5 + 1));
+        uint32_t* o = a.data() + at;
+        for (; c <= c_end; c += 5) {
+          const int va = static_cast<int>(ys + s * static_cast<int>(c - xs) + .5);
+          const int vb = static_cast<int>(ys + s * static_cast<int>(c + 1 - xs) + .5);
+          *o++ = static_cast<uint32_t>(((c - 2) / 5) * h + row_of(va < vb ? va : vb));
+        }
       }
       have_prev = true;
       pu = t1 + xs;
@@ -1175,10 +1213,17 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
         const int64_t c_end = std::min<int64_t>(hi, 5 * (static_cast<int64_t>(w) - 1) + 2);
         for (; c <= c_end; c += 5) {
           // the first t with u(t) past the crossing: >= c + 1 going up, <= c going down
-          double est = std::ceil((static_cast<double>(c) + .5 - xs) / s);
-          if (!(est >= 1)) est = 1;  // also catches NaN
-          if (est > dy) est = dy;
-          int t = static_cast<int>(est);
+          // ceil(q) clamped to [1, dy] (NaN: 1), in integer arithmetic (see row_of)
+          const double q = (static_cast<double>(c) + .5 - xs) / s;
+          int t;
+          if (!(q > 0)) {
+            t = 1;
+          } else if (q >= dy) {
+            t = dy;
+          } else {
+            t = static_cast<int>(q);
+            if (static_cast<double>(t) < q) ++t;
+          }
           if (up) {
             while (t > 1 && u_at(t - 1) >= c + 1) --t;
             while (t <= dy && u_at(t) < c + 1) ++t;
@@ -1196,14 +1241,21 @@ void rle_from_polygon_cpu(const double* xy, index_t k, index_t h, index_t w,
     }
   }
   a.push_back(static_cast<uint32_t>(h * w));
-  sort_boundary_points(&a, h, w);
+  sort_boundary_points(&a);
   uint32_t p = 0;
   for (uint32_t& t : a) {
     const uint32_t cur = t;
     t -= p;
     p = cur;
   }
-  *out = without_empty_runs(a.data(), static_cast<index_t>(a.size()));
+  // without_empty_runs, in place (each empty run joins its two neighbours)
+  const size_t m = a.size();
+  size_t o = 1;
+  for (size_t j = 1; j < m; ++j) {
+    if (a[j] > 0) a[o++] = a[j];
+    else if (++j < m) a[o - 1] += a[j];
+  }
+  a.resize(std::min(o, m));
 }
 
 void rle_from_polygons_cpu(const double* const* xy, const index_t* k, index_t n, index_t h,

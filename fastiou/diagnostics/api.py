@@ -87,10 +87,10 @@ def check(coco, iou: float = 0.5, box_iou: float = 0.7, workers=None, dask=None,
     p = Params(float(iou), float(box_iou), float(duplicate_iou), float(bbox_min_iou),
                float(area_tolerance), float(area_min_pixels), int(min_area), float(outside_tolerance))
     data, name = _coco.load(coco)
-    with _no_gc():
+    with _no_gc():  # (one collection at the end, not one per shard)
         idx = _coco.index(data)
-    findings, engine = parallel.run(idx, p, workers=workers, dask=dask, shard_size=shard_size,
-                                    progress=progress)
-    per_cat = Counter(a["category"] for anns in idx.per_image for a in anns)
+        findings, engine = parallel.run(idx, p, workers=workers, dask=dask, shard_size=shard_size,
+                                        progress=progress)
+    per_cat = Counter(idx.anns.category)
     return CheckResult(source or name, p, len(idx.images), idx.n_annotations, len(idx.categories),
                        idx.findings + findings, engine, time.perf_counter() - t0, dict(per_cat))

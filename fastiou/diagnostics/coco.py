@@ -1,18 +1,23 @@
 """Reading a COCO instances file for ``check``: the records, checked, and grouped per image.
 
 Everything here runs where ``check`` is called (the client): it validates the top-level records
-(images, categories, annotation keys and ids) and hands out the per-image work in shards, each a
-list of ``(image, annotations)`` with only the keys the per-image check reads. The input is read,
-never written.
+(images, categories, annotation keys and ids), keeps the annotations as columns grouped by
+image (``Anns``: one list per field the per-image check reads, no dict per annotation) and hands
+out the per-image work in shards (``Shard``: consecutive images and their rows). Well-formed
+records are read a list at a time (in C++ with the compiled extension); the per-record reader,
+which names each fault, runs only for a file with a faulty record. The input is read, never
+written.
 """
 
 from __future__ import annotations
 
 import json
 import numbers
+import operator
 import os
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,15 +79,65 @@ def load(coco, expect: type = dict) -> tuple[dict, str]:
     return data, path
 
 
+class Anns(NamedTuple):
+    """Annotations as columns (one list per field, ``iscrowd`` an int8 array): what the
+    per-image check reads of each, without a dict per annotation."""
+
+    id: list
+    category_id: list
+    category: list          # the category's name ("?" for an unknown category id)
+    iscrowd: np.ndarray     # int8, 0 or 1
+    segmentation: list
+    bbox: list
+    area: list
+
+    def slice(self, lo: int, hi: int) -> "Anns":
+        return Anns(*(c[lo:hi] for c in self))
+
+    def slim(self, i: int) -> dict:
+        """Annotation ``i`` as a dict (the keys ``check_image`` takes)."""
+        return {"id": self.id[i], "category_id": self.category_id[i], "category": self.category[i],
+                "iscrowd": int(self.iscrowd[i]), "segmentation": self.segmentation[i],
+                "bbox": self.bbox[i], "area": self.area[i]}
+
+    @classmethod
+    def from_slim(cls, anns) -> "Anns":
+        return cls([a["id"] for a in anns], [a["category_id"] for a in anns],
+                   [a.get("category", "?") for a in anns],
+                   np.array([a.get("iscrowd", 0) for a in anns], np.int8).reshape(-1),
+                   [a.get("segmentation") for a in anns], [a.get("bbox") for a in anns],
+                   [a.get("area") for a in anns])
+
+
+class Shard(NamedTuple):
+    """Consecutive images and their annotations (grouped by image, in input order): the unit of
+    work of every engine. ``bounds`` (int64, one more than images): image i's annotations are
+    rows ``bounds[i]:bounds[i + 1]`` of ``anns``. ``packed``: None, or the polygons already read
+    (``pack``): ``(coordinates, coordinates per part, parts per annotation)``, the annotations
+    with parts >= 0 having None for their segmentation."""
+
+    images: list
+    bounds: np.ndarray
+    anns: Anns
+    packed: tuple | None = None
+
+
 @dataclass
 class Index:
     """The dataset, checked and grouped: what the per-image work needs."""
 
     images: list = field(default_factory=list)        # slim image dicts, in input order
-    per_image: list = field(default_factory=list)     # slim annotation dicts per image
+    anns: Anns = None                                   # every placed annotation, grouped by image
+    bounds: np.ndarray = None                           # image i: anns rows bounds[i]:bounds[i + 1]
     categories: dict = field(default_factory=dict)    # id -> name
     findings: list = field(default_factory=list)      # record-level findings
     n_annotations: int = 0
+
+    @property
+    def per_image(self) -> list:
+        """Slim annotation dicts per image (as ``check_image`` takes them)."""
+        b = self.bounds.tolist()
+        return [[self.anns.slim(i) for i in range(b[k], b[k + 1])] for k in range(len(self.images))]
 
 
 def _bad(kind, message, image_id=None, ann_id=None, cat_id=None, names=None) -> Finding:
@@ -115,9 +170,33 @@ def _categories(data, out) -> dict:
     return cats
 
 
+_IMAGE_KEYS = operator.itemgetter("id", "height", "width")
+
+
+def _images_fast(ims) -> tuple[list, dict] | None:
+    """``_images`` when every image record is well formed (a dict with a unique int id and
+    int height and width > 0): a few passes over the list. None otherwise."""
+    if not ims:
+        return None
+    try:
+        ids, hs, ws = map(list, zip(*map(_IMAGE_KEYS, ims)))
+        names = [im.get("file_name") for im in ims]
+    except (TypeError, KeyError, IndexError, AttributeError):
+        return None
+    if set(map(type, ids)) != {int} or set(map(type, hs)) != {int} or set(map(type, ws)) != {int} \
+            or min(hs) <= 0 or min(ws) <= 0 or len(set(ids)) != len(ids):
+        return None
+    images = [{"id": i, "height": h, "width": w, "file_name": f} for i, h, w, f in zip(ids, hs, ws, names)]
+    return images, dict(zip(ids, range(len(ids))))
+
+
 def _images(data, out) -> tuple[list, dict]:
+    ims = _list(data, "images", out)
+    fast = _images_fast(ims)
+    if fast is not None:
+        return fast
     images, pos = [], {}
-    for i, im in enumerate(_list(data, "images", out)):
+    for i, im in enumerate(ims):
         if not isinstance(im, dict) or not _is_id(im.get("id")):
             out.append(_bad("bad_record", f"images[{i}]: expected an object with an integer 'id'"))
             continue
@@ -194,52 +273,135 @@ def _annotation_checked(i, a, pos, cats, seen, out):
     return slim, pos[iid]
 
 
+_NEEDED_KEYS = operator.itemgetter("id", "image_id", "category_id", "segmentation")
+_ALL_KEYS = operator.itemgetter("id", "image_id", "category_id", "segmentation", "iscrowd", "bbox", "area")
+
+
+def _placed_fast(anns, pos, cats):
+    """``(image position per annotation, Anns)`` when every annotation is well formed (a dict
+    with int id, image_id and category_id, ids unique, image and category known, a
+    segmentation, iscrowd 0 or 1 as an int or bool): a few passes over the list, no dict
+    made. None otherwise (then ``_annotation`` reads each one and names the faults)."""
+    if not anns:
+        return np.empty(0, np.int64), Anns([], [], [], np.empty(0, np.int8), [], [], [])
+    fn = _compiled_helper("check_annotations")
+    if fn is not None and type(anns) is list and type(pos) is dict and type(cats) is dict:
+        got = fn(anns, pos, cats)  # (one pass over the records, in C++)
+        if got is None:
+            return None
+        img, idv, ids, cids, names, crowd, segs, bbox, area = got
+        if not (np.diff(idv) > 0).all() and len(np.unique(idv)) != len(idv):  # (ids repeat)
+            return None
+        return img, Anns(ids, cids, names, crowd, segs, bbox, area)
+    try:
+        try:  # (every key in every record, as in COCO files: one C-level pass)
+            ids, iids, cids, segs, crowd, bbox, area = map(list, zip(*map(_ALL_KEYS, anns)))
+        except KeyError:
+            ids, iids, cids, segs = map(list, zip(*map(_NEEDED_KEYS, anns)))
+            crowd = [a.get("iscrowd", 0) for a in anns]
+            bbox = [a.get("bbox") for a in anns]
+            area = [a.get("area") for a in anns]
+    except (TypeError, KeyError, AttributeError, IndexError):
+        return None
+    if set(map(type, ids)) != {int} or set(map(type, iids)) != {int} or \
+            set(map(type, cids)) != {int} or not set(map(type, crowd)) <= {int, bool} or \
+            len(set(ids)) != len(ids):
+        return None
+    img = list(map(pos.get, iids))
+    names = list(map(cats.get, cids))
+    if None in img or None in names:
+        return None
+    c = np.array(crowd, np.int64)
+    if ((c != 0) & (c != 1)).any():
+        return None
+    return np.array(img, np.int64), Anns(ids, cids, names, c.astype(np.int8), segs, bbox, area)
+
+
 def index(data: dict) -> Index:
     """Checks the records of a loaded COCO dict and groups the annotations per image."""
     out: list[Finding] = []
     cats = _categories(data, out)
     images, pos = _images(data, out)
-    per_image: list[list] = [[] for _ in images]
-    seen: set = set()
     anns = _list(data, "annotations", out)
-    for i, a in enumerate(anns):
-        got = _annotation(i, a, pos, cats, seen, out)
-        if got is not None:
-            per_image[got[1]].append(got[0])
-    for im, group in zip(images, per_image):
-        if not group:
-            out.append(Finding("no_annotations", im["id"], [], [], [], None,
-                               "image without any annotation"))
-    return Index(images, per_image, cats, out, len(anns))
+    got = _placed_fast(anns, pos, cats)
+    if got is None:  # some record breaks a rule: each one read and its faults named
+        seen: set = set()
+        img, slim = [], []
+        for i, a in enumerate(anns):
+            one = _annotation(i, a, pos, cats, seen, out)
+            if one is not None:
+                slim.append(one[0])
+                img.append(one[1])
+        got = np.array(img, np.int64), Anns.from_slim(slim)
+    img, cols = got
+    counts = np.bincount(img, minlength=len(images)) if len(img) else np.zeros(len(images), np.int64)
+    bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if len(img) and (np.diff(img) < 0).any():  # group by image, input order within an image
+        order = np.argsort(img, kind="stable")
+        take = order.tolist()
+        cols = Anns(*([c[i] for i in take] for c in cols[:3]), cols.iscrowd[order],
+                    *([c[i] for i in take] for c in cols[4:]))
+    for k in np.flatnonzero(counts == 0).tolist():
+        out.append(Finding("no_annotations", images[k]["id"], [], [], [], None,
+                           "image without any annotation"))
+    return Index(images, cols, bounds, cats, out, len(anns))
 
 
-def pack(shard) -> tuple:
-    """A shard made cheap to send to another process: the polygon coordinates of its
-    annotations in one float64 array, each polygon segmentation replaced by the tuple
-    ``("packed", start, part lengths)`` (unpickling a million Python floats costs more than
-    checking them). Segmentations that are not lists of flat number lists stay as they are."""
-    out, chunks, start = [], [], 0
-    for image, anns in shard:
-        slim = []
-        for a in anns:
-            seg = a["segmentation"]
-            if type(seg) is list and seg and all(type(p) is list and not len(p) % 2 for p in seg):
-                lens = [len(p) for p in seg]
-                try:
-                    xy = np.fromiter(chain.from_iterable(seg), np.float64, count=sum(lens))
-                except (TypeError, ValueError):
-                    xy = None
-                if xy is not None:
-                    chunks.append(xy)
-                    a = {**a, "segmentation": ("packed", start, lens)}
-                    start += xy.size
-            slim.append(a)
-        out.append((image, slim))
-    return out, (np.concatenate(chunks) if chunks else np.empty(0))
+def unpack_polygons(segs: list) -> tuple:
+    """``(coordinates float64, coordinates per part int64, parts per segmentation int64)`` of a
+    list of segmentations: the parts of each plain polygon segmentation (a list of lists, each
+    an even number of floats or ints) in order; -1 parts for any other item, which the caller
+    reads itself. One C++ pass (``fastiou._C.check_polygons_unpack``: input handling only,
+    whichever backend runs the kernels), or the same in Python without the extension."""
+    fn = _compiled_helper("check_polygons_unpack")
+    if fn is not None:
+        return fn(segs)
+    nparts = np.full(len(segs), -1, np.int64)
+    lens, plain = [], []
+    for i, s in enumerate(segs):
+        if type(s) is list and all(type(p) is list and not len(p) % 2 and
+                                   all(type(v) is float or (type(v) is int and abs(v) < 1e300)
+                                       for v in p) for p in s):
+            nparts[i] = len(s)
+            lens += [len(p) for p in s]
+            plain.append(s)
+    xy = np.fromiter(chain.from_iterable(chain.from_iterable(plain)), np.float64, count=sum(lens))
+    return xy, np.array(lens, np.int64), nparts
+
+
+_HELPERS: dict = {}
+
+
+def _compiled_helper(name: str):
+    """fastiou._C's input-handling helper ``name`` for ``check``, None without the extension."""
+    fn = _HELPERS.get(name, False)
+    if fn is False:
+        try:
+            from .. import _C
+            fn = getattr(_C, name, None)
+        except ImportError:
+            fn = None
+        _HELPERS[name] = fn
+    return fn
+
+
+def pack(shard: Shard) -> Shard:
+    """A shard made cheap to send to another process: the polygons read into one float64 array
+    (unpickling a million Python floats costs more than checking them), their segmentations
+    replaced by None (``Shard.packed``)."""
+    if shard.packed is not None:
+        return shard
+    a = shard.anns
+    xy, lens, nparts = unpack_polygons(a.segmentation)
+    segs = [None if k >= 0 else s for s, k in zip(a.segmentation, nparts.tolist())]
+    return shard._replace(anns=a._replace(segmentation=segs), packed=(xy, lens, nparts))
 
 
 def shards(idx: Index, size: int) -> list:
-    """Consecutive ranges of images with their annotations: ``[(start, [(image, anns), ...])]``."""
+    """Consecutive ranges of images with their annotations: ``[(start, Shard), ...]``."""
     size = max(1, int(size))
-    pairs = list(zip(idx.images, idx.per_image))
-    return [(s, pairs[s:s + size]) for s in range(0, len(pairs), size)]
+    out, b = [], idx.bounds
+    for s in range(0, len(idx.images), size):
+        e = min(s + size, len(idx.images))
+        out.append((s, Shard(idx.images[s:e], b[s:e + 1] - b[s], idx.anns.slice(int(b[s]), int(b[e])))))
+    return out

@@ -33,6 +33,28 @@ def _one_thread():
         pass
 
 
+def _worker_init(env: dict):
+    """Process-engine worker initialiser: the caller's FASTIOU_* environment (a worker forked
+    from the fork server has the server's), one OpenMP thread."""
+    for k in [k for k in os.environ if k.startswith("FASTIOU_") and k not in env]:
+        del os.environ[k]
+    os.environ.update(env)
+    _one_thread()
+
+
+def _context():
+    """The fork server where there is one (POSIX): started once, with the audit imported, it
+    forks each worker ready to run (spawning one imports numpy and fastiou again, a large part
+    of a check of a few thousand images); it never runs a kernel itself, so no OpenMP thread
+    pool is forked. Spawn elsewhere. Never plain fork of this process (it may run OpenMP
+    threads)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["__main__", "fastiou.diagnostics.audit"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -47,11 +69,16 @@ def _shard_size(n_images: int, n_workers: int, given) -> int:
     return max(16, min(2000, -(-n_images // max(1, 4 * n_workers))))
 
 
+def _count(shard) -> int:
+    """Images (or items) in a shard."""
+    return len(shard.images) if isinstance(shard, _coco.Shard) else len(shard)
+
+
 def _serial(shards, params, progress, total, fn=check_shard):
     out, done = [], 0
     for _, shard in shards:
         out.append(fn(shard, params))
-        done += len(shard)
+        done += _count(shard)
         if progress:
             progress(done, total)
     return out
@@ -59,10 +86,11 @@ def _serial(shards, params, progress, total, fn=check_shard):
 
 def _processes(shards, params, n, progress, total, fn=check_shard, pack=_coco.pack):
     results = [None] * len(shards)
-    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs OpenMP threads
+    env = {k: v for k, v in os.environ.items() if k.startswith("FASTIOU_")}
     done, todo, window = 0, iter(enumerate(shards)), 3 * n  # packed shards in flight, at most
     try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_worker_init,
+                                 initargs=(env,)) as pool:
             running: dict = {}
             while True:
                 for k, (_, shard) in islice(todo, window - len(running)):
@@ -73,7 +101,7 @@ def _processes(shards, params, n, progress, total, fn=check_shard, pack=_coco.pa
                 for fut in finished:
                     k = running.pop(fut)
                     results[k] = fut.result()
-                    done += len(shards[k][1])
+                    done += _count(shards[k][1])
                     if progress:
                         progress(done, total)
     except BrokenProcessPool as e:
@@ -111,7 +139,7 @@ def _dask(shards, params, address, progress, total, fn=check_shard, pack=_coco.p
         for fut in queue:
             k = pos.pop(fut.key)
             results[k] = fut.result()
-            done += len(shards[k][1])
+            done += _count(shards[k][1])
             if progress:
                 progress(done, total)
             for nxt in submit(1):

@@ -161,9 +161,10 @@ void pack_part_base(const uint8_t* m, uint64_t* bits, index_t r0, index_t r1, in
   pack_part<false>(m, bits, r0, r1, w, part, col);
 }
 
-// A mask's box and area from its pieces' stats (parts pieces; their column ORs in col).
-void join_parts(const PartStats* part, uint64_t* col, index_t parts, index_t ww, int32_t* box,
-                int64_t* area) {
+// A mask's box and area from its pieces' stats (parts pieces; their column ORs in col, stride
+// words apart).
+void join_parts(const PartStats* part, uint64_t* col, index_t parts, index_t ww, index_t stride,
+                int32_t* box, int64_t* area) {
   index_t y0 = -1, y1 = -1;
   long long cnt = 0;
   for (index_t p = 0; p < parts; ++p) {
@@ -172,7 +173,7 @@ void join_parts(const PartStats* part, uint64_t* col, index_t parts, index_t ww,
     if (y0 < 0) y0 = part[p].y0;
     y1 = part[p].y1;
     if (p > 0)
-      for (index_t k = 0; k < ww; ++k) col[k] |= col[p * ww + k];
+      for (index_t k = 0; k < ww; ++k) col[k] |= col[p * stride + k];
   }
   finish_box(col, ww, y0, y1, box);
   *area = cnt;
@@ -257,22 +258,26 @@ void mask_pack_cpu(const uint8_t* masks, uint64_t* bits, int32_t* boxes, int64_t
   const index_t per = (h + want - 1) / want;  // pieces a mask
   const index_t rows = (h + per - 1) / per;   // rows a piece
   const index_t pieces = n * per;
+  // Each piece's column OR in whole cache lines of its own (every row ORs into it: two threads
+  // writing one line would pass it back and forth for every word).
+  const index_t stride = (ww + 7) & ~index_t(7);
   std::vector<PartStats> part;
-  std::vector<uint64_t> col;
+  std::vector<uint64_t> colv;
   oom_named([&] { return "pack_masks: out of memory for the stats of " + std::to_string(pieces) + " pieces"; },
             [&] {
               part.resize(static_cast<size_t>(pieces));
-              col.resize(static_cast<size_t>(pieces * ww));
+              colv.resize(static_cast<size_t>(pieces * stride + 8));
             });
+  uint64_t* col = colv.data() + ((8 - (reinterpret_cast<uintptr_t>(colv.data()) / 8) % 8) % 8);
   auto fn = cpu_has_avx2() ? pack_part_avx2 : pack_part_base;
 #pragma omp parallel for schedule(dynamic, 1) if (pieces > 1 && n * h * w > kParallelPack)
   for (index_t p = 0; p < pieces; ++p) {
     const index_t k = p / per, r0 = (p % per) * rows;
     fn(masks + k * h * w, bits + k * h * ww, r0, std::min(h, r0 + rows), w, part.data() + p,
-       col.data() + p * ww);
+       col + p * stride);
   }
   for (index_t k = 0; k < n; ++k)
-    join_parts(part.data() + k * per, col.data() + k * per * ww, per, ww, boxes + 4 * k, areas + k);
+    join_parts(part.data() + k * per, col + k * per * stride, per, ww, stride, boxes + 4 * k, areas + k);
 }
 
 void mask_unpack_cpu(const uint64_t* bits, uint8_t* out, index_t n, index_t h, index_t w) {

@@ -121,6 +121,45 @@ def test_pack_large_masks_in_pieces(threads):
         fastiou.set_num_threads(before)
 
 
+def test_temporary_bits_are_reused_only_inside_calls():
+    """mask_iou / mask_nms pack dense inputs into per-thread buffers kept between calls (no
+    page faults again each call): results stay right when sizes grow and shrink and when
+    threads call at once, and what pack_masks returns is never such a buffer."""
+    import threading
+
+    from fastiou import _packed
+
+    sizes = [(20, 1024, 640), (12, 1100, 700), (24, 1024, 640), (4, 40, 30), (16, 1200, 800)]  # bits >= 1 MB but one
+    cases = [(blob_masks(n, h, w, seed=i), blob_masks(n + 1, h, w, seed=i + 50)) for i, (n, h, w) in enumerate(sizes)]
+    want = [ref.mask_iou(a, b).astype(np.float32) for a, b in cases]
+    for _ in range(2):
+        for (a, b), w in zip(cases, want):
+            assert np.array_equal(fastiou.mask_iou(a, b), w)
+            assert np.array_equal(fastiou.mask_iou(b, a), w.T)
+    assert all(b is not None for b in _packed._TEMPORARY.bufs)  # the reuse above happened
+    big = cases[0][0]
+    p1, p2 = fastiou.pack_masks(big), fastiou.pack_masks(big)
+    assert not np.shares_memory(p1.bits, p2.bits)
+    bufs = getattr(_packed._TEMPORARY, "bufs", None) or []
+    assert not any(b is not None and np.shares_memory(b, p1.bits) for b in bufs)
+    errors = []
+
+    def worker(k):
+        try:
+            for _ in range(5):
+                for (a, b), w in zip(cases[k::2], want[k::2]):
+                    assert np.array_equal(fastiou.mask_iou(a, b), w)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
 def test_masks_to_boxes_packed_matches_torchvision(tv_ops, tv_torch):
     m = blob_masks(5, 40, 90, seed=3)
     want = tv_ops.masks_to_boxes(tv_torch.from_numpy(m != 0)).numpy()

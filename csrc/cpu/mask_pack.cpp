@@ -68,7 +68,18 @@ FASTIOU_TARGET_AVX2 void row_words_avx2(const uint8_t* row, uint64_t* out, index
     out[k] = ~(static_cast<uint64_t>(za) | (static_cast<uint64_t>(zb) << 32));
   }
 }
+// Whether the first `full` 64-byte groups of a row are all zero (large objects leave most rows
+// of their masks empty: such a row costs its loads and ORs, not its compares and stats).
+FASTIOU_TARGET_AVX2 bool row_zero_avx2(const uint8_t* row, index_t full) {
+  __m256i acc = _mm256_setzero_si256();
+  for (index_t k = 0; k < full; ++k) {
+    acc = _mm256_or_si256(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * k)));
+    acc = _mm256_or_si256(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 64 * k + 32)));
+  }
+  return _mm256_testz_si256(acc, acc) != 0;
+}
 #else
+bool row_zero_avx2(const uint8_t*, index_t) { return false; }
 void row_words_avx2(const uint8_t* row, uint64_t* out, index_t full) {
   for (index_t k = 0; k < full; ++k) out[k] = word_portable(row + 64 * k);
 }
@@ -136,6 +147,16 @@ FASTIOU_HD void pack_part(const uint8_t* __restrict__ m, uint64_t* __restrict__ 
   for (index_t y = r0; y < r1; ++y) {
     const uint8_t* row = m + y * w;
     uint64_t* out = bits + y * ww;
+    if (Avx2 && row_zero_avx2(row, full)) {  // then only the tail can hold pixels
+      std::fill(out, out + full, uint64_t(0));
+      if (full < ww) {
+        const uint64_t word = word_tail(row + 64 * full, w - 64 * full);
+        out[full] = word;
+        st.add(full, word);
+      }
+      st.end_row(y);
+      continue;
+    }
     if (Avx2) row_words_avx2(row, out, full);  // then read back from L1
     for (index_t k = 0; k < full; ++k) {
       const uint64_t word = Avx2 ? out[k] : word_portable(row + 64 * k);
@@ -207,7 +228,9 @@ FASTIOU_HD void pack_rows_impl(const uint8_t* __restrict__ m, index_t rows, inde
   const index_t ww = mask_words(w), full = w >> 6;
   for (index_t y = 0; y < rows; ++y, out += ww) {
     const uint8_t* row = m + y * sh;
-    if (Avx2) {
+    if (Avx2 && row_zero_avx2(row, full)) {
+      std::fill(out, out + full, uint64_t(0));
+    } else if (Avx2) {
       row_words_avx2(row, out, full);
     } else {
       for (index_t k = 0; k < full; ++k) out[k] = word_portable(row + 64 * k);

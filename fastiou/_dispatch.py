@@ -245,12 +245,21 @@ def host_function(op: str):
     return _function(name, mod, op)
 
 
+_HOST_ONLY: dict = {}
+
+
 def call_host(op: str, *args):
     """Runs host-only ``op`` (COCO RLE) on numpy arrays and plain values, after checking them
-    against its declaration."""
+    against its declaration. A forced GPU backend does not apply (_host_backend); without a
+    forced backend the function is looked up once (a call per image must cost little)."""
     BY_NAME[op].check(args)
-    name, mod = _host_backend(op)
-    return _function(name, mod, op)(*args)
+    forced = _forced_backend()
+    fn = _HOST_ONLY.get(op) if forced is None else None
+    if fn is None:
+        fn = _function(*_host_backend(op), op)
+        if forced is None:
+            _HOST_ONLY[op] = fn
+    return fn(*args)
 
 
 def call(op: str, device: str, *args):

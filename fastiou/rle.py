@@ -44,13 +44,11 @@ import numpy as np
 
 from . import _dispatch
 from ._arrays import as_arg, fmt_shape
-from ._backends.interface import BY_NAME
 from ._errors import InputError
 
 __all__ = ["encode", "decode", "area", "to_bbox", "merge", "from_segmentation", "iou"]
 
 _MAX_PIXELS = 1 << 32
-_RLE_IOU = BY_NAME["rle_iou"]  # the declaration iou's fast path checks its arguments against
 
 _unpack = False  # fastiou._C.rle_unpack once looked up (None without the extension)
 _iou_args = None  # fastiou._C.rle_iou_args, looked up with it
@@ -345,9 +343,7 @@ def _box_polygons(boxes) -> list:
 
 
 def _from_polygons(polys, h, w, name) -> list:
-    # polys: float64 C-contiguous arrays (_polygons), h and w checked ints: built to the op's
-    # declaration here, so straight to the backend (which checks each polygon again)
-    return _dicts(_dispatch.host_function("rle_from_polygons")(polys, h, w, name), h, w)
+    return _dicts(_dispatch.call_host("rle_from_polygons", polys, h, w, name), h, w)
 
 
 def _from_boxes(boxes, h, w) -> list:
@@ -461,8 +457,7 @@ def iou(dt, gt, iscrowd=None):
             _unpacker()
         args = _iou_args(dt, gt, iscrowd) if _iou_args is not None else None
         if args is not None:
-            _RLE_IOU.check(args)  # call_host's work, without its per-call lookups
-            _dispatch.host_function("rle_iou")(*args)
+            _dispatch.call_host("rle_iou", *args)
             return args[5]
     rle_d, rle_g = _is_rle_list(dt), _is_rle_list(gt)
     empty_d = hasattr(dt, "__len__") and len(dt) == 0   # [] or a (0, 4) array: either kind

@@ -564,3 +564,7 @@ def test_gpu_backend_forced_runs_on_host(M):
         with fastiou.use_backend(name):
             assert rle.encode(m) == ref_encode(M, m)
             np.testing.assert_array_equal(rle.decode(rle.encode(m)), m)
+            r = ref_encode(M, m)  # the per-call fast paths of iou and polygons too
+            np.testing.assert_array_equal(rle.iou(r, r, [0, 1]), M.iou(r, r, [0, 1]))
+            poly = [[1.0, 1.0, 7.5, 1.0, 7.5, 6.0, 1.0, 6.0]]
+            assert rle.from_segmentation(poly, 9, 11) == M.merge(M.frPyObjects(poly, 9, 11))

@@ -8,7 +8,6 @@ naming the file, the image id and the annotation id, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -142,7 +141,7 @@ def plot(r, data_wh, path: str) -> str:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from .anchors import anchors_report
-    from .cli import fail as _fail, overwritten_input
+    from .cli import fail as _fail, overwritten_input, write_outputs
     from .coco import UnusableInput
     from .report import Progress
 
@@ -160,17 +159,10 @@ def main(argv=None) -> int:
     finally:
         bar.close()
     print_report(r, plain=args.plain)
-    try:
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                json.dump(r.to_dict(), fh, indent=1)
-            print(f"results written to {args.json}")
-        if args.plot:
-            print(f"plot written to {plot(r, r.box_shapes, args.plot)}")
-    except OSError as e:
-        return fail(f"cannot write the output: {e}")
-    except RuntimeError as e:
-        return fail(str(e))
+    status = write_outputs("anchors", args.json, r.to_dict,
+                           files=[(args.plot, lambda: f"plot written to {plot(r, r.box_shapes, args.plot)}")])
+    if status is not None:
+        return status
     return 1 if args.strict and r.messages else 0
 
 

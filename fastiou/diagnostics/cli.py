@@ -63,6 +63,27 @@ def overwritten_input(inputs, outputs) -> str | None:
     return None
 
 
+def write_outputs(command: str, json_path, json_doc, written: str = "results", files=()) -> int | None:
+    """The outputs of a diagnostics command: ``json_doc()`` as JSON to ``json_path`` when given,
+    then each ``(path, write)`` of ``files`` whose path is given (``write()`` returns the line
+    to print). None when all went well, else fail()'s status: a path that cannot be written
+    (OSError) or a missing optional library (RuntimeError: matplotlib, jinja2) is a message,
+    never a traceback."""
+    try:
+        if json_path:
+            with open(json_path, "w", encoding="utf-8") as fh:
+                json.dump(json_doc(), fh, indent=1)
+            print(f"{written} written to {json_path}")
+        for path, write in files:
+            if path:
+                print(write())
+    except OSError as e:
+        return fail(command, f"cannot write the output: {e}")
+    except RuntimeError as e:
+        return fail(command, str(e))
+    return None
+
+
 def _fail(msg: str) -> int:
     return fail("check", msg)
 
@@ -99,15 +120,10 @@ def main(argv=None) -> int:
     finally:
         bar.close()
     print_summary(result, plain=args.plain)
-    try:
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                json.dump(to_json_dict(result), fh, indent=1)
-            print(f"findings written to {args.json}")
-        if args.report:
-            print(f"report written to {write_html(result, data, args.report, args.images)}")
-    except OSError as e:
-        return _fail(f"cannot write the output: {e}")
+    status = write_outputs("check", args.json, lambda: to_json_dict(result), "findings", [
+        (args.report, lambda: f"report written to {write_html(result, data, args.report, args.images)}")])
+    if status is not None:
+        return status
     return 1 if args.strict and result.errors else 0
 
 

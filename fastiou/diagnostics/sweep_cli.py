@@ -9,7 +9,6 @@ traceback: a message names the file, the prediction's index, its image id and ca
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -98,7 +97,7 @@ def summary_lines(r) -> list:
                  f"{p['overlap_iou']:g} left")
         if r.baseline is not None and r.baseline != r.best:
             z = r.settings[r.baseline]
-            line += (f" (as predicted: " + (f"AP {z['AP']:.3f}, " if z.get("AP") is not None else "")
+            line += (" (as predicted: " + (f"AP {z['AP']:.3f}, " if z.get("AP") is not None else "")
                      + f"{z['kept']} kept, {z['same_class_pairs']} + {z['cross_class_pairs']} pairs)")
         tail.append(line)
     return [head], tail
@@ -176,7 +175,7 @@ def plot(r, path: str) -> str:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from .cli import fail as _fail, overwritten_input
+    from .cli import fail as _fail, overwritten_input, write_outputs
     from .coco import UnusableInput
     from .report import Progress, print_table
     from .sweep import parse_spec, sweep
@@ -218,17 +217,10 @@ def main(argv=None) -> int:
                 cols, body, plain=args.plain)
     for line in tail + message_lines(r):
         print(line)
-    try:
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                json.dump(r.to_dict(), fh, indent=1)
-            print(f"results written to {args.json}")
-        if args.plot:
-            print(f"plot written to {plot(r, args.plot)}")
-    except OSError as e:
-        return fail(f"cannot write the output: {e}")
-    except RuntimeError as e:
-        return fail(str(e))
+    status = write_outputs("sweep", args.json, r.to_dict,
+                           files=[(args.plot, lambda: f"plot written to {plot(r, args.plot)}")])
+    if status is not None:
+        return status
     bad = [m for m in r.messages if m["prediction"] is not None]
     return 1 if args.strict and bad else 0
 
